@@ -1,0 +1,173 @@
+"""The estimator's vocabulary: :class:`Workload` in, :class:`Estimate` out, :class:`Fit` against a target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+GIB = 1024**3
+MIB = 1024**2
+
+Runtime = Literal["onnxruntime-cpu", "onnxruntime-cuda", "pytorch-cpu", "pytorch-cuda", "llama.cpp"]
+RUNTIMES: tuple[str, ...] = (
+    "onnxruntime-cpu",
+    "onnxruntime-cuda",
+    "pytorch-cpu",
+    "pytorch-cuda",
+    "llama.cpp",
+)
+ComputeDevice = Literal["cpu", "cuda"]
+
+# KV-cache element types the estimator understands (llama.cpp names and vLLM's fp8).
+KV_CACHE_DTYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "fp8")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How the model is run.
+
+    Attributes:
+        batch: batch size; for LLMs the number of concurrent sequences.
+        seq_len: sequence length that fills symbolic sequence dims (non-LLM models, or prompt).
+        context: LLM tokens per sequence (prompt + generated); None → a default (see notes).
+        image_size: fills symbolic height/width dims of image inputs.
+        input_shapes: explicit shapes per input name (``--input NAME=D0,D1``); win over the above.
+        kv_cache_dtype: KV-cache element type (one of :data:`KV_CACHE_DTYPES`); None → the runtime's default.
+        tensor_parallel: GPUs a tensor-parallel engine splits the model over (1 = one device).
+        gpu_layers: for LLMs on a GPU runtime, how many transformer layers live on the GPU
+            (None = all); the rest run from system RAM (llama.cpp ``-ngl``, HF ``device_map``).
+        weight_dtype: for LLM safetensors/GGUF profiles, re-price the weights as this dtype
+            (used by the plan to re-estimate quantization); None → as stored.
+    """
+
+    batch: int = 1
+    seq_len: int | None = None
+    context: int | None = None
+    image_size: int | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    kv_cache_dtype: str | None = None
+    tensor_parallel: int = 1
+    gpu_layers: int | None = None
+    weight_dtype: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "seq_len": self.seq_len,
+            "context": self.context,
+            "image_size": self.image_size,
+            "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
+            "kv_cache_dtype": self.kv_cache_dtype,
+            "tensor_parallel": self.tensor_parallel,
+            "gpu_layers": self.gpu_layers,
+            "weight_dtype": self.weight_dtype,
+        }
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted peak memory of running a model, with its parts and an honest range.
+
+    ``peak_bytes`` is the memory the process needs at its peak on the compute device, above a
+    bare runtime that has not loaded the model: the resident set for CPU runtimes; for GPU
+    runtimes the device memory nvidia-smi shows for the process (CUDA context and allocator
+    cache included), per GPU when split over several.
+
+    Attributes:
+        runtime: the runtime it was computed for.
+        device: ``cpu`` or ``cuda`` (where ``peak_bytes`` lives).
+        weights_bytes / activation_bytes / kv_cache_bytes / overhead_bytes: the parts of the peak.
+        peak_bytes: the prediction (not always the plain sum: transient load copies may dominate).
+        low_bytes / high_bytes: the range the real peak falls inside.
+        host_bytes: for GPU runtimes, system RAM the process also needs (offloaded layers,
+            load-time staging); None for CPU runtimes.
+        notes: assumptions, in plain language.
+        unknown_dims: symbolic dims the workload did not resolve (reported, not guessed silently).
+        resolved_inputs: the concrete input shapes used.
+    """
+
+    runtime: str
+    device: ComputeDevice
+    weights_bytes: int
+    activation_bytes: int
+    kv_cache_bytes: int
+    overhead_bytes: int
+    peak_bytes: int
+    low_bytes: int
+    high_bytes: int
+    host_bytes: int | None = None
+    notes: tuple[str, ...] = ()
+    unknown_dims: tuple[str, ...] = ()
+    resolved_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "device": self.device,
+            "weights_bytes": self.weights_bytes,
+            "activation_bytes": self.activation_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "overhead_bytes": self.overhead_bytes,
+            "peak_bytes": self.peak_bytes,
+            "low_bytes": self.low_bytes,
+            "high_bytes": self.high_bytes,
+            "host_bytes": self.host_bytes,
+            "notes": list(self.notes),
+            "unknown_dims": list(self.unknown_dims),
+            "resolved_inputs": {k: list(v) for k, v in self.resolved_inputs.items()},
+        }
+
+
+MemoryKind = Literal["ram", "gpu", "unified"]
+FitBasis = Literal["available", "total"]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """An estimate held against a target's memory.
+
+    Attributes:
+        fits: ``peak_bytes <= budget_bytes``.
+        certainty: ``"sure"`` (even ``high_bytes`` fits), ``"likely"`` (peak fits, high does not),
+            ``"unlikely"`` (peak does not, low does), ``"no"`` (even ``low_bytes`` does not).
+        memory: which memory is held against: system RAM, one GPU's VRAM, or unified memory.
+        basis: ``available`` (this machine, now) or ``total`` (planning for a device).
+        label: a readable name of that memory ("GPU 0 · NVIDIA H100 80GB HBM3", "RAM").
+        capacity_bytes: total or available memory of that kind.
+        margin_bytes: held back (GPU: max(1 GiB, 10%); RAM planning: OS reserve).
+        budget_bytes: ``capacity_bytes - margin_bytes``.
+        peak_bytes / low_bytes / high_bytes: from the estimate.
+        headroom_bytes: ``budget_bytes - peak_bytes`` (negative: short by that much).
+        host_fits: for GPU runtimes, whether the host RAM part fits (None when not applicable).
+    """
+
+    fits: bool
+    certainty: Literal["sure", "likely", "unlikely", "no"]
+    memory: MemoryKind
+    basis: FitBasis
+    label: str
+    capacity_bytes: int
+    margin_bytes: int
+    budget_bytes: int
+    peak_bytes: int
+    low_bytes: int
+    high_bytes: int
+    headroom_bytes: int
+    host_fits: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fits": self.fits,
+            "certainty": self.certainty,
+            "memory": self.memory,
+            "basis": self.basis,
+            "label": self.label,
+            "capacity_bytes": self.capacity_bytes,
+            "margin_bytes": self.margin_bytes,
+            "budget_bytes": self.budget_bytes,
+            "peak_bytes": self.peak_bytes,
+            "low_bytes": self.low_bytes,
+            "high_bytes": self.high_bytes,
+            "headroom_bytes": self.headroom_bytes,
+            "host_fits": self.host_fits,
+        }

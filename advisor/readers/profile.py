@@ -1,0 +1,185 @@
+"""What a model file holds, as read from its headers: :class:`ModelProfile` and its parts.
+
+Readers fill these; the estimator, the plan, the report and the window only read them.
+Byte counts are exact (from the dtype table); nothing here needs the weights in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ModelFormat = Literal["onnx", "safetensors", "gguf"]
+
+# A dimension: a number, a symbolic name kept as written ("batch", "seq_len"), or None (unknown).
+Dim = int | str | None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A graph input or output: its name, shape with symbolic dims kept, and element type.
+
+    ``shape`` is None when even the rank is unknown.
+    """
+
+    name: str
+    shape: tuple[Dim, ...] | None
+    dtype: str
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One stored weight tensor.
+
+    Attributes:
+        name: tensor name in the file.
+        dtype: canonical dtype name (see :mod:`advisor.dtypes`).
+        shape: dimensions.
+        n_elements: product of ``shape``.
+        nbytes: bytes it occupies when stored (whole ggml blocks for quantized types).
+        file: the file that holds its data (shard, external-data file, or the model itself).
+        offset: byte offset of its data in ``file`` when known (for streaming scans), else None.
+        consumers: op types that read it (ONNX only; e.g. ``("MatMul",)``), empty when unknown.
+        layer: transformer block index parsed from the name (``model.layers.12.`` → 12), if any.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    n_elements: int
+    nbytes: int
+    file: str
+    offset: int | None = None
+    consumers: tuple[str, ...] = ()
+    layer: int | None = None
+
+
+@dataclass(frozen=True)
+class LlmArchitecture:
+    """Decoder-LLM architecture, from a Hugging Face ``config.json`` or GGUF metadata.
+
+    Head counts and dims are per layer. ``layer_types`` lists each layer's attention kind
+    (``"full_attention"`` or ``"sliding_attention"``) when the model mixes them; an empty
+    tuple with ``sliding_window`` set means every layer slides.
+    ``kv_lora_rank``/``qk_rope_head_dim`` describe multi-head latent attention (DeepSeek-V2/V3):
+    the cache holds ``kv_lora_rank + qk_rope_head_dim`` values per token per layer.
+    """
+
+    model_type: str
+    n_layers: int
+    hidden_size: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    max_positions: int | None = None
+    intermediate_size: int | None = None
+    sliding_window: int | None = None
+    layer_types: tuple[str, ...] = ()
+    tie_word_embeddings: bool = False
+    n_experts: int = 0
+    n_experts_per_token: int = 0
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int | None = None
+    v_head_dim: int | None = None
+    torch_dtype: str | None = None
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 1
+
+    @property
+    def is_mla(self) -> bool:
+        return bool(self.kv_lora_rank)
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Everything the advisor knows about a model without loading its weights.
+
+    Attributes:
+        path: what the person opened (a file or a folder).
+        format: ``onnx``, ``safetensors`` or ``gguf``.
+        name: a display name (GGUF ``general.name``, the folder name, or the file stem).
+        n_params: number of stored weight elements.
+        weight_bytes: bytes of stored weights.
+        params_by_dtype / weight_bytes_by_dtype: the same, split by canonical dtype.
+        files: every file the model spans (shards, external data), in order.
+        file_bytes: the size of those files on disk.
+        tensors: each stored weight tensor.
+        inputs / outputs: graph inputs and outputs (ONNX), with symbolic dims as names.
+        op_histogram: op type → count (ONNX, subgraphs included).
+        opset / ir_version / producer: ONNX model metadata.
+        arch: decoder-LLM architecture when the format says so (config.json, GGUF metadata).
+        metadata: other facts worth showing (GGUF file type, quantization version, ...).
+        notes: things a person should know about how it was read.
+    """
+
+    path: str
+    format: ModelFormat
+    name: str
+    n_params: int
+    weight_bytes: int
+    params_by_dtype: dict[str, int]
+    weight_bytes_by_dtype: dict[str, int]
+    files: tuple[str, ...]
+    file_bytes: int
+    tensors: tuple[TensorInfo, ...] = ()
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    opset: int | None = None
+    ir_version: int | None = None
+    producer: str | None = None
+    arch: LlmArchitecture | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_llm(self) -> bool:
+        return self.arch is not None
+
+    def to_dict(self, *, with_tensors: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict (the ``model`` object of ``advisor analyze --json``)."""
+        out: dict[str, Any] = {
+            "path": self.path,
+            "format": self.format,
+            "name": self.name,
+            "params": self.n_params,
+            "weight_bytes": self.weight_bytes,
+            "params_by_dtype": dict(self.params_by_dtype),
+            "weight_bytes_by_dtype": dict(self.weight_bytes_by_dtype),
+            "files": list(self.files),
+            "file_bytes": self.file_bytes,
+            "n_tensors": len(self.tensors),
+            "inputs": [_spec_dict(s) for s in self.inputs],
+            "outputs": [_spec_dict(s) for s in self.outputs],
+            "op_histogram": dict(self.op_histogram),
+            "opset": self.opset,
+            "ir_version": self.ir_version,
+            "producer": self.producer,
+            "architecture": asdict(self.arch) if self.arch else None,
+            "metadata": dict(self.metadata),
+            "notes": list(self.notes),
+        }
+        if with_tensors:
+            out["tensors"] = [asdict(t) for t in self.tensors]
+        return out
+
+
+def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "shape": list(spec.shape) if spec.shape is not None else None,
+        "dtype": spec.dtype,
+    }
+
+
+def summarize_tensors(tensors: tuple[TensorInfo, ...] | list[TensorInfo]) -> tuple[int, int, dict[str, int], dict[str, int]]:
+    """Totals over tensors: (n_params, weight_bytes, params_by_dtype, weight_bytes_by_dtype)."""
+    params: dict[str, int] = {}
+    nbytes: dict[str, int] = {}
+    for t in tensors:
+        params[t.dtype] = params.get(t.dtype, 0) + t.n_elements
+        nbytes[t.dtype] = nbytes.get(t.dtype, 0) + t.nbytes
+    return sum(params.values()), sum(nbytes.values()), params, nbytes
