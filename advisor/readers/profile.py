@@ -6,6 +6,7 @@ Byte counts are exact (from the dtype table); nothing here needs the weights in 
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -183,3 +184,12 @@ def summarize_tensors(tensors: tuple[TensorInfo, ...] | list[TensorInfo]) -> tup
         params[t.dtype] = params.get(t.dtype, 0) + t.n_elements
         nbytes[t.dtype] = nbytes.get(t.dtype, 0) + t.nbytes
     return sum(params.values()), sum(nbytes.values()), params, nbytes
+
+
+_LAYER_RE = re.compile(r"(?:^|[._/])(?:layers|layer|h|blk|blocks|block|decoder_layers)[._/](\d+)(?:[._/]|$)")
+
+
+def layer_index(tensor_name: str) -> int | None:
+    """Transformer block index in a tensor name (``model.layers.12.mlp`` → 12, ``blk.3.attn_q`` → 3)."""
+    m = _LAYER_RE.search(tensor_name)
+    return int(m.group(1)) if m else None

@@ -1,0 +1,1 @@
+"""Builders that make small real models and hardware profiles for tests and benchmarks."""
