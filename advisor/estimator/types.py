@@ -84,6 +84,7 @@ class Estimate:
         notes: assumptions, in plain language.
         unknown_dims: symbolic dims the workload did not resolve (reported, not guessed silently).
         resolved_inputs: the concrete input shapes used.
+        tensor_parallel: GPUs the model is split over; ``peak_bytes`` is then per GPU.
     """
 
     runtime: str
@@ -96,6 +97,7 @@ class Estimate:
     low_bytes: int
     high_bytes: int
     host_bytes: int | None = None
+    tensor_parallel: int = 1
     notes: tuple[str, ...] = ()
     unknown_dims: tuple[str, ...] = ()
     resolved_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -112,6 +114,7 @@ class Estimate:
             "low_bytes": self.low_bytes,
             "high_bytes": self.high_bytes,
             "host_bytes": self.host_bytes,
+            "tensor_parallel": self.tensor_parallel,
             "notes": list(self.notes),
             "unknown_dims": list(self.unknown_dims),
             "resolved_inputs": {k: list(v) for k, v in self.resolved_inputs.items()},
