@@ -15,13 +15,14 @@ from advisor.errors import HardwareProfileError
 from advisor.estimator import default_runtime, estimate, fit
 from advisor.estimator.types import Estimate, Fit, Workload
 from advisor.hardware.profile import HardwareProfile
+from advisor.readers.profile import ModelProfile
 
 
 @dataclass(frozen=True)
 class Analysis:
     """A model held against a target."""
 
-    model: Any  # ModelProfile (Any keeps this module's import light for the UI's type stubs)
+    model: ModelProfile
     hardware: HardwareProfile
     workload: Workload
     runtime: str
@@ -42,7 +43,7 @@ class Analysis:
         }
 
 
-def analyze(model: Any, hardware: HardwareProfile, workload: Workload, runtime: str | None = None) -> Analysis:
+def analyze(model: ModelProfile, hardware: HardwareProfile, workload: Workload, runtime: str | None = None) -> Analysis:
     """Estimate ``model`` under ``workload`` and hold it against ``hardware``."""
     runtime = runtime or default_runtime(model, hardware)
     est = estimate(model, workload, runtime, hardware)
