@@ -176,7 +176,9 @@ def _spec_dict(spec: TensorSpec) -> dict[str, Any]:
     }
 
 
-def summarize_tensors(tensors: tuple[TensorInfo, ...] | list[TensorInfo]) -> tuple[int, int, dict[str, int], dict[str, int]]:
+def summarize_tensors(
+    tensors: tuple[TensorInfo, ...] | list[TensorInfo],
+) -> tuple[int, int, dict[str, int], dict[str, int]]:
     """Totals over tensors: (n_params, weight_bytes, params_by_dtype, weight_bytes_by_dtype)."""
     params: dict[str, int] = {}
     nbytes: dict[str, int] = {}

@@ -1,0 +1,180 @@
+"""Plain-text renderings for the terminal: analysis, plan table, hardware, catalog."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from advisor.analysis import Analysis
+from advisor.hardware.profile import HardwareProfile
+from advisor.plan.types import Plan
+from advisor.units import format_bytes, format_count, format_price
+
+
+def _width() -> int:
+    return max(80, min(shutil.get_terminal_size((100, 24)).columns, 140))
+
+
+def verdict_line(analysis: Analysis) -> str:
+    """The one line a person reads first: fits / does not fit, by how much, on what."""
+    f = analysis.fit
+    basis = "available now" if f.basis == "available" else "total, minus margin"
+    where = f"{f.label} on {analysis.hardware.name}"
+    if f.fits:
+        head = f"FITS — {format_bytes(f.headroom_bytes)} headroom"
+        if f.certainty == "likely":
+            head += " (the top of the range would not fit)"
+    else:
+        head = f"DOES NOT FIT — short by {format_bytes(-f.headroom_bytes)}"
+        if f.certainty == "unlikely":
+            head += " (the bottom of the range would fit)"
+    return f"{head}: peak {format_bytes(f.peak_bytes)} vs {format_bytes(f.budget_bytes)} usable ({basis}) — {where}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
+    """A simple aligned text table."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers), line(["─" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def analysis_text(analysis: Analysis) -> str:
+    m = analysis.model
+    e = analysis.estimate
+    lines = [
+        verdict_line(analysis),
+        "",
+        f"Model    {m.name}  ({m.format}, {format_count(m.n_params)} params, "
+        f"{format_bytes(m.weight_bytes)} of weights)",
+        f"         {m.path}",
+    ]
+    by_dtype = ", ".join(
+        f"{d} {format_bytes(b)}" for d, b in sorted(m.weight_bytes_by_dtype.items(), key=lambda kv: -kv[1])
+    )
+    if by_dtype:
+        lines.append(f"         by dtype: {by_dtype}")
+    if m.arch:
+        a = m.arch
+        lines.append(
+            f"         {a.model_type}: {a.n_layers} layers, hidden {a.hidden_size}, "
+            f"{a.n_heads} heads / {a.n_kv_heads} KV heads × {a.head_dim}, vocab {a.vocab_size}"
+            + (f", {a.n_experts} experts ({a.n_experts_per_token} active)" if a.is_moe else "")
+        )
+    for spec in m.inputs:
+        shape = "?" if spec.shape is None else "[" + ", ".join("?" if d is None else str(d) for d in spec.shape) + "]"
+        lines.append(f"         input {spec.name}: {spec.dtype} {shape}")
+    lines += [
+        f"Target   {analysis.hardware.name}",
+        f"Runtime  {analysis.runtime} on {e.device}",
+        "",
+        table(
+            ["Peak memory", ""],
+            [
+                ["weights", format_bytes(e.weights_bytes)],
+                ["activations", format_bytes(e.activation_bytes)],
+                ["KV cache", format_bytes(e.kv_cache_bytes)],
+                ["runtime overhead", format_bytes(e.overhead_bytes)],
+                ["predicted peak", format_bytes(e.peak_bytes)],
+                ["range", f"{format_bytes(e.low_bytes)} – {format_bytes(e.high_bytes)}"],
+            ]
+            + ([["host RAM too", format_bytes(e.host_bytes)]] if e.host_bytes else []),
+            right=(1,),
+        ),
+    ]
+    if e.resolved_inputs:
+        shapes = ", ".join(f"{k}={list(v)}" for k, v in e.resolved_inputs.items())
+        lines.append(f"Shapes used: {shapes}")
+    if e.notes:
+        lines.append("Assumptions:")
+        width = _width()
+        for note in e.notes:
+            lines.append(textwrap.fill(note, width, initial_indent="  • ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+def plan_text(plan: Plan) -> str:
+    if not plan.options:
+        return "Plan: no options."
+    rows = []
+    for i, o in enumerate(plan.options, 1):
+        rows.append(
+            [
+                str(i),
+                "yes" if o.fits else "no",
+                o.kind,
+                o.title,
+                format_bytes(o.peak_bytes),
+                format_bytes(o.headroom_bytes) if o.headroom_bytes is not None else "—",
+                o.risk,
+                format_price(o.price_per_hour_usd) if o.price_per_hour_usd is not None else "",
+            ]
+        )
+    head = "Plan: it fits as is." if plan.fits_as_is else "Plan: it does not fit as is; options, best first."
+    out = [head, table(["#", "fits", "kind", "option", "peak", "headroom", "risk", "price"], rows, right=(0, 4, 5))]
+    out.append("")
+    out.append("How to:")
+    width = _width()
+    for i, o in enumerate(plan.options, 1):
+        out.append(f"{i}. {o.title} — {o.risk} risk: {o.risk_reason}")
+        if o.detail:
+            out.append(textwrap.fill(o.detail, width, initial_indent="   ", subsequent_indent="   "))
+        for cmd_line in o.how_to.splitlines():
+            out.append(f"     {cmd_line}")
+    for note in plan.notes:
+        out.append(textwrap.fill(note, width, initial_indent="Note: ", subsequent_indent="      "))
+    return "\n".join(out)
+
+
+def hardware_text(hw: HardwareProfile) -> str:
+    c = hw.cpu
+    lines = [
+        f"{hw.name}",
+        f"CPU      {c.model or 'unknown'} ({c.arch or '?'}), {c.physical_cores or '?'} cores / "
+        f"{c.logical_cores or '?'} threads",
+    ]
+    if c.features:
+        lines.append(f"         features: {' '.join(c.features)}")
+    avail = f", {format_bytes(hw.memory_available_bytes)} available" if hw.memory_available_bytes is not None else ""
+    lines.append(f"RAM      {format_bytes(hw.memory_total_bytes)} total{avail}")
+    if hw.swap_total_bytes is not None:
+        lines.append(f"Swap     {format_bytes(hw.swap_used_bytes)} used of {format_bytes(hw.swap_total_bytes)}")
+    if hw.disk_free_bytes is not None:
+        lines.append(f"Disk     {format_bytes(hw.disk_free_bytes)} free")
+    for g in hw.gpus:
+        mem = (
+            "shares system RAM"
+            if g.unified_memory
+            else f"{format_bytes(g.memory_used_bytes)} used of {format_bytes(g.memory_total_bytes)}"
+        )
+        cc = f", compute {g.compute_capability}" if g.compute_capability else ""
+        mig = ", MIG on" if g.mig_mode else ""
+        lines.append(f"GPU {g.index}    {g.name}: {mem}{cc}{mig}")
+    if not hw.gpus:
+        lines.append(f"GPU      none ({hw.gpu_unavailable_reason or 'no GPU found'})")
+    if hw.driver_version:
+        lines.append(f"Driver   {hw.driver_version}" + (f", CUDA {hw.cuda_version}" if hw.cuda_version else ""))
+    return "\n".join(lines)
+
+
+def devices_text(entries: Sequence[dict[str, Any]]) -> str:
+    rows = []
+    for e in entries:
+        gpus = e.get("gpus") or []
+        gpu = f"{len(gpus)}× {gpus[0]['name']}" if gpus else ""
+        rows.append(
+            [
+                e["id"],
+                e["kind"],
+                e["name"],
+                format_bytes(e["memory_bytes"]),
+                gpu,
+                format_price(e.get("price_per_hour_usd")) if e.get("price_per_hour_usd") is not None else "",
+            ]
+        )
+    return table(["id", "kind", "name", "RAM", "GPUs", "price"], rows, right=(3,))
