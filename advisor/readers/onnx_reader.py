@@ -1,0 +1,515 @@
+"""Read an ONNX model's structure and weight sizes without loading its weights.
+
+:func:`read_onnx` walks the protobuf encoding of an ``mmap`` of the file (see
+:mod:`advisor.readers.onnx_wire`): weights are measured (dims × element size, and where their data
+sits) but never copied, so a 2 GB model is profiled in a few MB. :func:`load_skeleton` gives other
+parts of the advisor a real ``onnx.ModelProto`` for shape inference, with the data of big tensors
+left out. Field numbers are those of ``onnx/onnx.proto`` (onnx 1.23).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from advisor.dtypes import ONNX_DTYPES, nbytes, onnx_dtype
+from advisor.errors import ModelFormatError, UnknownDtypeError
+from advisor.readers.onnx_wire import (
+    LEN,
+    VARINT,
+    Buffer,
+    Field,
+    WireError,
+    expect,
+    iter_fields,
+    read_ints,
+    read_str,
+    rewrite,
+    to_signed64,
+)
+from advisor.readers.profile import ModelProfile, TensorInfo, TensorSpec, layer_index, summarize_tensors
+
+if TYPE_CHECKING:
+    import onnx
+
+# Graph names exporters write when the person gave none; the file stem says more.
+_GENERIC_NAMES = frozenset({
+    "", "main_graph", "torch_jit", "torch-jit-export", "torch_jit_export", "graph", "model",
+    "tf2onnx", "onnx_graph", "default", "main",
+})
+_MAX_DEPTH = 64  # nested subgraphs; real models use a handful, a corrupt file could recurse forever
+_SHORT_DOC_CHARS = 300  # model doc_strings up to this long go into metadata
+_STRING = 8  # TensorProto.STRING: no fixed element size, not counted as weights
+_EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+# TensorProto fields that hold data: float_data, int32_data, string_data, int64_data, raw_data,
+# double_data, uint64_data.
+_DATA_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
+# Typed fields whose packed bytes are the little-endian values themselves, for these dtypes.
+_FIXED_WIDTH = {4: ("float32", "complex64"), 10: ("float64", "complex128")}
+
+
+class _Tensor(NamedTuple):
+    """A TensorProto as found in the file: sizes and spans, never data."""
+
+    name: str
+    data_type: int
+    dims: tuple[int, ...]
+    data: Field | None  # the data field (raw_data or a typed field), if any
+    external: dict[str, str]
+    data_location: int
+
+
+class _Walk:
+    """One pass over a model's ModelProto, collecting everything :class:`ModelProfile` needs."""
+
+    def __init__(self, path: Path, buf: Buffer, size: int) -> None:
+        self.path = path
+        self.buf = buf
+        self.size = size
+        # (name, dtype, shape, n_elements, nbytes, file, offset, fixed consumers or None)
+        self.pending: list[tuple[str, str, tuple[int, ...], int, int, str, int | None,
+                                 tuple[str, ...] | None]] = []
+        self.consumers: dict[str, list[str]] = {}
+        self.ops: Counter[str] = Counter()
+        self.external_files: dict[str, int] = {}  # path → size, in first-use order
+        self.n_strings = 0
+        self.n_sparse = 0
+
+    def fail(self, problem: str) -> ModelFormatError:
+        return ModelFormatError(problem, self.path)
+
+    # -- graphs and nodes -------------------------------------------------------------------
+    def graph(self, f: Field, depth: int) -> tuple[str, list[TensorSpec], list[TensorSpec], set[str]]:
+        """Walk a GraphProto; return its name, inputs, outputs and initializer names."""
+        if depth > _MAX_DEPTH:
+            raise self.fail(f"subgraphs nested deeper than {_MAX_DEPTH} levels")
+        expect(f, LEN)
+        buf, scope = self.buf, set[str]()
+        name, inputs, outputs = "", list[TensorSpec](), list[TensorSpec]()
+        for g in iter_fields(buf, f.start, f.end):
+            if g.number == 1:
+                self.node(g, scope, depth)
+            elif g.number == 2:
+                name = read_str(buf, g)
+            elif g.number == 5:
+                t = self.tensor(g)
+                self.add(t, t.name, scope)
+            elif g.number == 15:
+                self.sparse(g, scope)
+            elif g.number == 11:
+                inputs.append(self.value_info(g))
+            elif g.number == 12:
+                outputs.append(self.value_info(g))
+        return name, inputs, outputs, scope
+
+    def node(self, f: Field, scope: set[str], depth: int) -> None:
+        """Walk a NodeProto: count its op, note what it reads, collect tensors in its attributes."""
+        expect(f, LEN)
+        buf = self.buf
+        op_type, node_name = "", ""
+        inputs: list[str] = []
+        outputs: list[str] = []
+        attrs: list[Field] = []
+        for g in iter_fields(buf, f.start, f.end):
+            if g.number == 1:
+                inputs.append(read_str(buf, g))
+            elif g.number == 2:
+                outputs.append(read_str(buf, g))
+            elif g.number == 3:
+                node_name = read_str(buf, g)
+            elif g.number == 4:
+                op_type = read_str(buf, g)
+            elif g.number == 5:
+                attrs.append(expect(g, LEN))
+        self.ops[op_type] += 1
+        for name in inputs:
+            if name:
+                self.consumers.setdefault(name, []).append(op_type)
+        owner = node_name or (outputs[0] if outputs else op_type)
+        for a in attrs:
+            self.attribute(a, op_type, owner, outputs, scope, depth)
+
+    def attribute(self, f: Field, op_type: str, owner: str, outputs: list[str], scope: set[str],
+                  depth: int) -> None:
+        """Collect the tensors and subgraphs of one AttributeProto."""
+        buf = self.buf
+        fields = list(iter_fields(buf, f.start, f.end))
+        attr_name = next((read_str(buf, g) for g in fields if g.number == 1), "")
+        for g in fields:
+            if g.number in (5, 10):  # t, tensors
+                t = self.tensor(g)
+                if op_type == "Constant" and attr_name == "value" and outputs:
+                    self.add(t, outputs[0], scope)  # consumers find it by the node's output name
+                else:
+                    self.add(t, t.name or f"{owner}.{attr_name}", scope, fixed_consumers=(op_type,))
+            elif g.number in (6, 11):  # g, graphs: If branches, Loop/Scan bodies
+                self.graph(g, depth + 1)
+            elif g.number in (22, 23):  # sparse_tensor, sparse_tensors
+                self.sparse(g, scope, default_name=outputs[0] if outputs else owner)
+
+    # -- tensors ---------------------------------------------------------------------------
+    def tensor(self, f: Field) -> _Tensor:
+        """Parse a TensorProto's header fields; data fields are only located."""
+        expect(f, LEN)
+        buf = self.buf
+        name, data_type, location = "", 0, 0
+        dims: list[int] = []
+        data: Field | None = None
+        external: dict[str, str] = {}
+        for g in iter_fields(buf, f.start, f.end):
+            if g.number == 1:
+                dims.extend(read_ints(buf, g))
+            elif g.number == 2:
+                data_type = expect(g, VARINT).value
+            elif g.number == 8:
+                name = read_str(buf, g)
+            elif g.number == 14:
+                location = expect(g, VARINT).value
+            elif g.number == 13:
+                key, value = self.string_entry(g)
+                external[key] = value
+            elif g.number in _DATA_FIELDS and (data is None or g.number == 9):
+                data = g
+        return _Tensor(name, data_type, tuple(dims), data, external, location)
+
+    def sparse(self, f: Field, scope: set[str], default_name: str = "") -> None:
+        """A SparseTensorProto: its values and indices are both stored, so both count."""
+        expect(f, LEN)
+        self.n_sparse += 1
+        fields = iter_fields(self.buf, f.start, f.end)
+        parts = {g.number: self.tensor(g) for g in fields if g.number in (1, 2)}
+        values = parts.get(1)
+        name = (values.name if values else "") or default_name
+        if values is not None:
+            self.add(values, name, scope)
+        if 2 in parts:
+            self.add(parts[2], f"{name}.indices", scope)
+
+    def add(self, t: _Tensor, name: str, scope: set[str],
+            fixed_consumers: tuple[str, ...] | None = None) -> None:
+        """Count a stored tensor once per scope: size from dims and dtype, never from the data."""
+        if name in scope:
+            return
+        scope.add(name)
+        if t.data_type == _STRING:
+            self.n_strings += 1
+            return
+        try:
+            dt = onnx_dtype(t.data_type)
+        except UnknownDtypeError as exc:
+            raise self.fail(f"tensor {name!r}: {exc.problem}") from None
+        if any(d < 0 for d in t.dims):
+            raise self.fail(f"tensor {name!r} has a negative dimension {list(t.dims)}")
+        n = math.prod(t.dims)
+        size = nbytes(dt, n)
+        offset: int | None
+        if t.data_location == _EXTERNAL:
+            file, offset = self.external(t, name, size)
+        else:
+            file, offset = str(self.path), self.embedded_offset(t, name, dt, size)
+        self.pending.append((name, dt, t.dims, n, size, file, offset, fixed_consumers))
+
+    def embedded_offset(self, t: _Tensor, name: str, dt: str, size: int) -> int | None:
+        """Where an embedded tensor's bytes sit in the model file, checking raw_data's length."""
+        d = t.data
+        if d is None:
+            return None
+        if d.number == 9:
+            if d.end - d.start != size:
+                raise self.fail(f"tensor {name!r}: raw_data holds {d.end - d.start} bytes, "
+                                f"its dims and type say {size}")
+            return d.start
+        return d.start if d.wire_type == LEN and dt in _FIXED_WIDTH.get(d.number, ()) else None
+
+    def external(self, t: _Tensor, name: str, size: int) -> tuple[str, int]:
+        """Check an external-data reference without reading the data; return (file, offset)."""
+        location = t.external.get("location", "")
+        if not location:
+            raise self.fail(f"tensor {name!r} has external data without a location")
+        if (PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute()
+                or PureWindowsPath(location).drive or location.startswith(("\\", "/"))):
+            raise self.fail(f"tensor {name!r}: refusing absolute external data location {location!r}")
+        folder = self.path.parent
+        target = folder / location
+        try:
+            inside = target.resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise self.fail(f"tensor {name!r}: refusing external data location {location!r} "
+                            "outside the model's folder")
+        try:
+            offset = int(t.external.get("offset", "0"))
+            length = int(t.external.get("length", str(size)))
+        except ValueError:
+            raise self.fail(f"tensor {name!r}: external data offset/length is not a number") from None
+        if offset < 0 or length < size:
+            raise self.fail(f"tensor {name!r}: external data length {length} at offset {offset} "
+                            f"is shorter than its {size} bytes")
+        key = str(target)
+        if key not in self.external_files:
+            try:
+                self.external_files[key] = target.stat().st_size
+            except OSError:
+                raise self.fail(f"external data file {key} (tensor {name!r}) is missing") from None
+            if not target.is_file():
+                raise self.fail(f"external data file {key} (tensor {name!r}) is not a file")
+        if self.external_files[key] < offset + length:
+            raise self.fail(f"external data file {key} holds {self.external_files[key]} bytes, tensor "
+                            f"{name!r} needs {offset + length}")
+        return key, offset
+
+    # -- small messages --------------------------------------------------------------------
+    def string_entry(self, f: Field) -> tuple[str, str]:
+        """A StringStringEntryProto as ``(key, value)``."""
+        expect(f, LEN)
+        key = value = ""
+        for g in iter_fields(self.buf, f.start, f.end):
+            if g.number == 1:
+                key = read_str(self.buf, g)
+            elif g.number == 2:
+                value = read_str(self.buf, g)
+        return key, value
+
+    def value_info(self, f: Field) -> TensorSpec:
+        """A graph input/output: symbolic dims by name, unknown dims None, unknown rank None."""
+        expect(f, LEN)
+        buf = self.buf
+        name, dtype = "", "unknown"
+        shape: tuple[int | str | None, ...] | None = None
+        for g in iter_fields(buf, f.start, f.end):
+            if g.number == 1:
+                name = read_str(buf, g)
+            elif g.number == 2:
+                dtype, shape = self.type_proto(expect(g, LEN))
+        return TensorSpec(name=name, shape=shape, dtype=dtype)
+
+    def type_proto(self, f: Field) -> tuple[str, tuple[int | str | None, ...] | None]:
+        buf = self.buf
+        for g in iter_fields(buf, f.start, f.end):
+            if g.number in (1, 8):  # tensor_type, sparse_tensor_type
+                code, shape = 0, None
+                for h in iter_fields(buf, expect(g, LEN).start, g.end):
+                    if h.number == 1:
+                        code = expect(h, VARINT).value
+                    elif h.number == 2:
+                        shape = self.shape(expect(h, LEN))
+                return ONNX_DTYPES.get(code, "unknown" if code == 0 else f"onnx_type_{code}"), shape
+            kind = {4: "sequence", 5: "map", 9: "optional", 7: "opaque"}.get(g.number)
+            if kind:
+                return kind, None
+        return "unknown", None
+
+    def shape(self, f: Field) -> tuple[int | str | None, ...]:
+        buf = self.buf
+        dims: list[int | str | None] = []
+        for g in iter_fields(buf, f.start, f.end):
+            if g.number != 1:
+                continue
+            dim: int | str | None = None
+            for h in iter_fields(buf, expect(g, LEN).start, g.end):
+                if h.number == 1:
+                    dim = to_signed64(expect(h, VARINT).value)
+                elif h.number == 2:
+                    dim = read_str(buf, h) or None
+            dims.append(dim)
+        return tuple(dims)
+
+
+@contextmanager
+def _mapped(path: Path) -> Iterator[tuple[mmap.mmap, int]]:
+    """The file as a read-only mmap; OS errors and empty files become ModelFormatError."""
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise ModelFormatError("empty file, not an ONNX model", path)
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read: {exc.strerror or exc}", path) from None
+    try:
+        yield mm, size
+    finally:
+        mm.close()
+
+
+def _model_fields(walk: _Walk) -> dict[str, Any]:
+    """The ModelProto's own fields; the graph is walked, the rest is small."""
+    buf, out = walk.buf, dict[str, Any](opsets={}, metadata={}, functions=[])
+    for f in iter_fields(buf, 0, walk.size):
+        n = f.number
+        if n == 1:
+            out["ir_version"] = to_signed64(expect(f, VARINT).value)
+        elif n in (2, 3, 4):
+            out[{2: "producer_name", 3: "producer_version", 4: "domain"}[n]] = read_str(buf, f)
+        elif n == 5:
+            out["model_version"] = to_signed64(expect(f, VARINT).value)
+        elif n == 6 and expect(f, LEN).end - f.start <= _SHORT_DOC_CHARS:
+            out["doc_string"] = read_str(buf, f)
+        elif n == 7:
+            out["graph"] = expect(f, LEN)
+        elif n == 8:
+            domain, version = "", 0
+            for g in iter_fields(buf, expect(f, LEN).start, f.end):
+                if g.number == 1:
+                    domain = read_str(buf, g)
+                elif g.number == 2:
+                    version = to_signed64(expect(g, VARINT).value)
+            out["opsets"][domain or "ai.onnx"] = version
+        elif n == 14:
+            key, value = walk.string_entry(f)
+            out["metadata"][key] = value
+        elif n == 25:
+            out["functions"].append(expect(f, LEN))
+    return out
+
+
+def read_onnx(path: Path) -> ModelProfile:
+    """Profile an ONNX model: weights by dtype, tensors, inputs/outputs, ops; weights never loaded.
+
+    Counts every stored tensor: graph initializers (a duplicated name once per graph), sparse
+    initializers, ``Constant`` node values (PaddlePaddle stores all weights that way), tensor
+    attributes, and tensors in ``If``/``Loop``/``Scan`` subgraphs and model-local functions.
+
+    Raises:
+        ModelFormatError: the file is empty, not ONNX, truncated or corrupt; or its external data
+            is missing, too short, or outside the model's folder.
+    """
+    path = Path(path)
+    with _mapped(path) as (mm, size):
+        walk = _Walk(path, mm, size)
+        try:
+            model = _model_fields(walk)
+            if "graph" not in model:
+                raise walk.fail("no graph: not an ONNX model (or an empty one)")
+            graph_name, inputs, outputs, init_names = walk.graph(model["graph"], 0)
+            for fn in model["functions"]:
+                scope = set[str]()
+                for g in iter_fields(mm, fn.start, fn.end):
+                    if g.number == 7:
+                        walk.node(g, scope, 1)
+        except WireError as exc:
+            raise walk.fail(f"not a valid ONNX file (corrupt or truncated protobuf: {exc})") from None
+    tensors = tuple(
+        TensorInfo(name, dt, shape, n, size, file, offset, layer=layer_index(name),
+                   consumers=fixed or tuple(dict.fromkeys(walk.consumers.get(name, ()))))
+        for name, dt, shape, n, size, file, offset, fixed in walk.pending
+    )
+    n_params, weight_bytes, params_by, bytes_by = summarize_tensors(tensors)
+    files = (str(path), *walk.external_files)
+    metadata: dict[str, Any] = dict(model["metadata"])
+    for key in ("doc_string", "domain", "model_version"):
+        if model.get(key):
+            metadata[key] = model[key]
+    others = {d: v for d, v in model["opsets"].items() if d not in ("ai.onnx", "")}
+    if others:
+        metadata["opsets"] = others
+    notes: list[str] = []
+    if walk.external_files:
+        notes.append(f"weights partly or wholly in {len(walk.external_files)} external data file(s)")
+    if walk.n_strings:
+        notes.append(f"{walk.n_strings} string tensor(s) not counted as weights")
+    if walk.n_sparse:
+        notes.append(f"{walk.n_sparse} sparse tensor(s): values and indices counted as stored")
+    producer = " ".join(p for p in (model.get("producer_name"), model.get("producer_version")) if p)
+    return ModelProfile(
+        path=str(path), format="onnx",
+        name=path.stem if graph_name.strip().lower() in _GENERIC_NAMES else graph_name,
+        n_params=n_params, weight_bytes=weight_bytes,
+        params_by_dtype=params_by, weight_bytes_by_dtype=bytes_by,
+        files=files, file_bytes=size + sum(walk.external_files.values()),
+        tensors=tensors,
+        inputs=tuple(s for s in inputs if s.name not in init_names),
+        outputs=tuple(outputs),
+        op_histogram=dict(walk.ops.most_common()),
+        opset=model["opsets"].get("ai.onnx"),
+        ir_version=model.get("ir_version"),
+        producer=producer or None,
+        metadata=metadata,
+        notes=tuple(notes),
+    )
+
+
+class _Skeleton:
+    """Re-encodes a ModelProto with the data of big tensors left out (dims, type, name kept).
+
+    Which fields can hold tensors, from onnx.proto: ModelProto.graph (7), training_info (20),
+    functions (25); GraphProto.node (1), initializer (5), sparse_initializer (15);
+    NodeProto.attribute (5); AttributeProto.t/g/tensors/graphs/sparse_tensor(s) (5, 6, 10, 11, 22,
+    23); SparseTensorProto.values/indices (1, 2); TrainingInfoProto graphs (1, 2); FunctionProto.node (7).
+    """
+
+    def __init__(self, keep_data_bytes: int) -> None:
+        self.keep = keep_data_bytes
+        g, node, tensor, sparse = self.graph, self.node, self.tensor, self.sparse
+        self.model_h = {7: g, 20: self.training, 25: self.function}
+        self.graph_h = {1: node, 5: tensor, 15: sparse}
+        self.attr_h = {5: tensor, 6: g, 10: tensor, 11: g, 22: sparse, 23: sparse}
+
+    def model(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, self.model_h)
+
+    def graph(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, self.graph_h)
+
+    def node(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {5: self.attribute})
+
+    def attribute(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, self.attr_h)
+
+    def sparse(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {1: self.tensor, 2: self.tensor})
+
+    def training(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {1: self.graph, 2: self.graph})
+
+    def function(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {7: self.node})
+
+    def tensor(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        """Drop a tensor's data fields when they hold more than ``keep_data_bytes``."""
+        fields = list(iter_fields(buf, start, end))
+        if sum(f.end - f.start for f in fields if f.number in _DATA_FIELDS) <= self.keep:
+            return None
+        return b"".join(bytes(buf[f.tag_start:f.end]) for f in fields if f.number not in _DATA_FIELDS)
+
+
+def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto:
+    """The model's full structure as an ``onnx.ModelProto``, without the data of big tensors.
+
+    Tensors (initializers, Constant values, tensor attributes, in subgraphs too) whose stored data
+    exceeds ``keep_data_bytes`` keep their name, dims and type but lose their data; small ones
+    (Reshape shapes, axes) keep it, so ``onnx.shape_inference.infer_shapes(..., data_prop=True)``
+    gives the same shapes as on the full model. External-data references are kept as they are; the
+    external files are never opened. Peak memory is about the size of the structure, not the file.
+
+    Raises:
+        ModelFormatError: the file is empty, not ONNX, truncated or corrupt.
+    """
+    import onnx  # lazy: read_onnx does not need the onnx package at all
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    with _mapped(path) as (mm, size):
+        try:
+            data = _Skeleton(keep_data_bytes).model(mm, 0, size)
+            if data is None:
+                data = bytes(mm)  # nothing big to drop: the file is its own skeleton
+        except WireError as exc:
+            raise ModelFormatError(f"not a valid ONNX file (corrupt or truncated protobuf: {exc})",
+                                   path) from None
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError) as exc:
+        raise ModelFormatError(f"not a valid ONNX file ({exc})", path) from None
+    if not model.HasField("graph"):
+        raise ModelFormatError("no graph: not an ONNX model (or an empty one)", path)
+    return model

@@ -1,0 +1,194 @@
+"""A small protobuf wire-format walker, enough to read ONNX files without loading their weights.
+
+``onnx.load`` parses the whole file into C++ objects and copies every weight (about twice the file
+size in memory). The advisor only needs the structure and the *size* of each weight, so it walks
+the encoded bytes of an ``mmap`` instead: each field is a tag (field number + wire type) followed by
+a varint, a fixed 4/8-byte value, or a length-delimited span. Length-delimited spans are returned
+as ``(start, end)`` offsets, so a 2 GB ``raw_data`` is measured, never copied, and its pages are
+never touched.
+
+The encoding is documented at https://protobuf.dev/programming-guides/encoding/ ; ONNX's field
+numbers are in ``onnx/onnx.proto`` (onnx 1.23). This module knows nothing about ONNX itself.
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Callable, Iterator, Mapping
+from typing import NamedTuple
+
+# Wire types (https://protobuf.dev/programming-guides/encoding/#structure).
+VARINT = 0
+I64 = 1
+LEN = 2
+I32 = 5
+
+Buffer = bytes | bytearray | memoryview | mmap.mmap
+
+_MAX_VARINT_BYTES = 10  # a 64-bit varint takes at most 10 bytes
+
+
+class WireError(Exception):
+    """The bytes are not valid protobuf: a truncated field, a bad wire type, a runaway varint."""
+
+    def __init__(self, problem: str, offset: int) -> None:
+        self.offset = offset
+        super().__init__(f"{problem} at byte {offset}")
+
+
+class Field(NamedTuple):
+    """One decoded field.
+
+    Attributes:
+        number: the field number from the tag.
+        wire_type: ``VARINT``, ``I64``, ``LEN`` or ``I32``.
+        value: the integer for ``VARINT`` (unsigned), ``I32`` and ``I64`` (raw little-endian
+            unsigned); the payload length for ``LEN``.
+        start: where the payload starts (after the tag and, for ``LEN``, the length).
+        end: where the payload ends (exclusive); the next field starts here.
+        tag_start: where the tag starts, so a whole field can be copied as is.
+    """
+
+    number: int
+    wire_type: int
+    value: int
+    start: int
+    end: int
+    tag_start: int
+
+
+def read_varint(buf: Buffer, pos: int, end: int) -> tuple[int, int]:
+    """Decode the varint at ``pos``; return ``(value, position after it)``.
+
+    Raises:
+        WireError: the varint runs past ``end`` or is longer than 10 bytes.
+    """
+    result = 0
+    shift = 0
+    start = pos
+    while True:
+        if pos >= end:
+            raise WireError("truncated varint", start)
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if pos - start >= _MAX_VARINT_BYTES:
+            raise WireError("varint longer than 10 bytes", start)
+
+
+def to_signed64(value: int) -> int:
+    """Reinterpret an unsigned varint as the two's-complement int64 that protobuf encoded."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[Field]:
+    """Yield the fields of the message encoded in ``buf[start:end]``, in file order.
+
+    Raises:
+        WireError: a field is truncated or has a wire type ONNX never uses (groups, 6, 7).
+    """
+    pos = start
+    while pos < end:
+        tag_start = pos
+        tag = buf[pos]  # NOTE: fast path, ONNX's field numbers all fit a one-byte tag
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = read_varint(buf, pos, end)
+        number, wire_type = tag >> 3, tag & 7
+        if number == 0:
+            raise WireError("field number 0", tag_start)
+        if wire_type == VARINT:
+            value, new_pos = read_varint(buf, pos, end)
+        elif wire_type == LEN:
+            value = buf[pos] if pos < end else 0x80
+            if value < 0x80:  # fast path: payloads under 128 bytes (names, dims, small entries)
+                pos += 1
+            else:
+                value, pos = read_varint(buf, pos, end)
+            new_pos = pos + value
+        elif wire_type == I64:
+            new_pos = pos + 8
+            value = int.from_bytes(buf[pos:new_pos], "little") if new_pos <= end else 0
+        elif wire_type == I32:
+            new_pos = pos + 4
+            value = int.from_bytes(buf[pos:new_pos], "little") if new_pos <= end else 0
+        else:
+            raise WireError(f"unsupported wire type {wire_type}", tag_start)
+        if new_pos > end:
+            raise WireError(f"field {number} runs past the end of its message", tag_start)
+        yield Field(number, wire_type, value, pos, new_pos, tag_start)
+        pos = new_pos
+
+
+def expect(field: Field, wire_type: int) -> Field:
+    """Return ``field`` if it has the wire type the schema declares, else raise WireError."""
+    if field.wire_type != wire_type:
+        raise WireError(f"field {field.number} has wire type {field.wire_type}, expected {wire_type}",
+                        field.tag_start)
+    return field
+
+
+def read_str(buf: Buffer, field: Field) -> str:
+    """The UTF-8 string in a ``LEN`` field (undecodable bytes replaced, never an exception)."""
+    expect(field, LEN)
+    return bytes(buf[field.start:field.end]).decode("utf-8", errors="replace")
+
+
+def read_ints(buf: Buffer, field: Field) -> list[int]:
+    """Values of one occurrence of a repeated int64 field, packed (``LEN``) or not (``VARINT``)."""
+    if field.wire_type == VARINT:
+        return [to_signed64(field.value)]
+    expect(field, LEN)
+    values: list[int] = []
+    pos = field.start
+    while pos < field.end:
+        value, pos = read_varint(buf, pos, field.end)
+        values.append(to_signed64(value))
+    return values
+
+
+def encode_varint(value: int) -> bytes:
+    """The varint encoding of a non-negative integer."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_len_field(number: int, payload: bytes) -> bytes:
+    """A whole ``LEN`` field: tag, length, payload."""
+    return encode_varint(number << 3 | LEN) + encode_varint(len(payload)) + payload
+
+
+Rewriter = Callable[[Buffer, int, int], "bytes | None"]
+
+
+def rewrite(buf: Buffer, start: int, end: int, handlers: Mapping[int, Rewriter]) -> bytes | None:
+    """Re-encode the message in ``buf[start:end]``, letting ``handlers`` replace some ``LEN`` fields.
+
+    ``handlers`` maps a field number to a function of ``(buf, start, end)`` of that field's payload
+    that returns the new payload, or None to keep it unchanged. Fields without a handler are copied
+    byte for byte, so unknown fields survive. Returns None when nothing changed, so callers copy
+    the original bytes instead of a rebuilt copy.
+    """
+    parts: list[bytes] = []
+    changed = False
+    for f in iter_fields(buf, start, end):
+        handler = handlers.get(f.number) if f.wire_type == LEN else None
+        new = handler(buf, f.start, f.end) if handler is not None else None
+        if new is None:
+            parts.append(bytes(buf[f.tag_start:f.end]))
+        else:
+            parts.append(encode_len_field(f.number, new))
+            changed = True
+    return b"".join(parts) if changed else None
