@@ -136,6 +136,11 @@ def run(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         print("advisor: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`advisor devices | head`): stop quietly, as cat and grep do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
         if os.environ.get("ADVISOR_DEBUG"):
             traceback.print_exc()
