@@ -1,0 +1,294 @@
+"""Where the predicted peak goes: a horizontal stacked bar per memory the model uses.
+
+One bar for the memory the fit is judged on (RAM, a GPU's VRAM, or unified memory), split into
+weights / activations / KV cache / runtime overhead; for GPU runtimes that also need host RAM
+(offloaded layers, load-time staging) a second bar for system RAM. Each bar shows its capacity as
+a line, the margin kept free as a hatched zone ending at the capacity, and the estimate's
+low..high range as an error bar around the peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QBrush
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from advisor.analysis import Analysis
+from advisor.estimator.fit import ram_budget
+from advisor.estimator.types import GIB
+from advisor.ui import render as style
+
+# Part name → Okabe–Ito color name (see advisor/ui/render.py).
+PART_COLORS: dict[str, str] = {
+    "weights": "blue",
+    "activations": "orange",
+    "KV cache": "bluish_green",
+    "runtime overhead": "reddish_purple",
+    "model on GPU (shared RAM)": "blue",
+    "host RAM (offload, staging)": "sky_blue",
+}
+MARGIN_COLOR = "vermillion"
+BAR_HEIGHT = 0.42
+
+
+@dataclass(frozen=True)
+class BarRow:
+    """One bar: the parts stacked on a memory, against its capacity.
+
+    Attributes:
+        label: the memory ("GPU 0 · NVIDIA H100 80GB HBM3", "RAM", "host RAM").
+        parts: (part name, bytes) in stacking order.
+        capacity_bytes / budget_bytes: the memory, and what is left of it after the margin.
+        peak_bytes / low_bytes / high_bytes: the prediction on this memory and its range.
+    """
+
+    label: str
+    parts: tuple[tuple[str, int], ...]
+    capacity_bytes: int
+    budget_bytes: int
+    peak_bytes: int
+    low_bytes: int
+    high_bytes: int
+
+    @property
+    def margin_bytes(self) -> int:
+        return self.capacity_bytes - self.budget_bytes
+
+    @property
+    def parts_bytes(self) -> int:
+        return sum(b for _, b in self.parts)
+
+
+def breakdown_rows(analysis: Analysis) -> tuple[BarRow, ...]:
+    """The bars the chart draws for ``analysis`` (the fit's memory first, then host RAM if used)."""
+    est, fit = analysis.estimate, analysis.fit
+    parts = (
+        ("weights", est.weights_bytes),
+        ("activations", est.activation_bytes),
+        ("KV cache", est.kv_cache_bytes),
+        ("runtime overhead", est.overhead_bytes),
+    )
+    basis = "available now" if fit.basis == "available" else "total"
+    rows = [
+        BarRow(
+            f"{fit.label} — {fit.capacity_bytes / GIB:.1f} GiB {basis}",
+            parts,
+            fit.capacity_bytes,
+            fit.budget_bytes,
+            est.peak_bytes,
+            est.low_bytes,
+            est.high_bytes,
+        )
+    ]
+    if est.device == "cuda" and est.host_bytes:
+        capacity, margin, ram_basis = ram_budget(analysis.hardware)
+        host: tuple[tuple[str, int], ...] = (("host RAM (offload, staging)", est.host_bytes),)
+        if fit.memory == "unified":
+            # The GPU's share lives in the same RAM (advisor.estimator.fit counts it for host_fits).
+            host = (("model on GPU (shared RAM)", est.peak_bytes), *host)
+        total = sum(b for _, b in host)
+        ram_basis_text = "available now" if ram_basis == "available" else "total"
+        rows.append(
+            BarRow(
+                f"host RAM — {capacity / GIB:.1f} GiB {ram_basis_text}",
+                host,
+                capacity,
+                capacity - margin,
+                total,
+                total,
+                total,
+            )
+        )
+    return tuple(rows)
+
+
+def verdict_text(analysis: Analysis) -> str:
+    """One line: 'Fits (likely): peak 13.4 GiB of a 71.0 GiB budget on GPU 0 · …'."""
+    fit = analysis.fit
+    head = {"sure": "Fits", "likely": "Fits (tight)", "unlikely": "Probably does not fit", "no": "Does not fit"}
+    text = (
+        f"{head[fit.certainty]}: peak {fit.peak_bytes / GIB:.1f} GiB "
+        f"(range {fit.low_bytes / GIB:.1f}–{fit.high_bytes / GIB:.1f}) "
+        f"of a {fit.budget_bytes / GIB:.1f} GiB budget on {fit.label}"
+    )
+    if fit.host_fits is False:
+        text += " · host RAM too small"
+    return text
+
+
+class BreakdownChart(QWidget):
+    """Stacked bars of the predicted peak's parts against the target memory."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=True)
+        self._analysis: Analysis | None = None
+        self.rows: tuple[BarRow, ...] = ()
+        self.bars: dict[str, pg.BarGraphItem] = {}
+        self.capacity_lines: list[pg.PlotDataItem] = []
+        self.error_bars: list[pg.ErrorBarItem] = []
+        self.plot_widget = pg.PlotWidget()
+        item = self.plot_widget.getPlotItem()
+        item.setMouseEnabled(x=False, y=False)
+        item.hideButtons()
+        item.setMenuEnabled(False)
+        item.hideAxis("left")
+        item.setLabel("bottom", "memory", units="GiB")
+        item.getAxis("bottom").enableAutoSIPrefix(False)
+        item.showGrid(x=True, y=False, alpha=0.15)
+        self._legend = pg.LegendItem(colCount=4)
+        item.layout.addItem(self._legend, 4, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot_widget)
+        self._apply_palette()
+
+    @property
+    def analysis(self) -> Analysis | None:
+        return self._analysis
+
+    def set_analysis(self, analysis: Analysis | None) -> None:
+        """Show ``analysis`` (None: an empty chart)."""
+        self._analysis = analysis
+        self.rows = breakdown_rows(analysis) if analysis is not None else ()
+        self._draw()
+
+    def export_png(self, width: int = 900, height: int | None = None) -> bytes:
+        """The chart as PNG bytes at ``width`` × ``height`` (height: from the number of bars)."""
+        if height is None:
+            height = 150 + 110 * max(1, len(self.rows))
+        copy = BreakdownChart()
+        copy.setPalette(self.palette())
+        try:
+            style.prepare_offscreen(copy, width, height)
+            copy.set_analysis(self._analysis)
+            return style.export_plot_png(copy.plot_widget, fallback=copy)
+        finally:
+            copy.close()
+            copy.deleteLater()
+
+    # -- drawing ----------------------------------------------------------------------------------
+
+    def _draw(self) -> None:
+        item = self.plot_widget.getPlotItem()
+        item.clear()
+        self._legend.clear()
+        self.bars, self.capacity_lines, self.error_bars = {}, [], []
+        colors = style.palette_colors(self)
+        if not self.rows or self._analysis is None:
+            item.setTitle("No analysis yet", color=colors.text.name())
+            return
+        item.setTitle(verdict_text(self._analysis), color=colors.text.name(), size="10pt")
+        n = len(self.rows)
+        ys = [float(n - 1 - i) for i in range(n)]  # first row on top
+        self._draw_parts(ys)
+        x_max = 0.0
+        for row, y in zip(self.rows, ys, strict=True):
+            x_max = max(x_max, self._draw_row_extras(row, y, colors))
+        x_max = max(x_max, 0.1)
+        item.setXRange(-0.01 * x_max, x_max * 1.04, padding=0)
+        item.setYRange(-0.5, n - 0.5 + 0.35, padding=0)
+        item.layout.activate()  # title and legend changed: settle the layout before the next paint
+
+    def _draw_parts(self, ys: list[float]) -> None:
+        """One BarGraphItem per part name across the rows, stacked left to right."""
+        item = self.plot_widget.getPlotItem()
+        starts = [0.0] * len(self.rows)
+        names: list[str] = []
+        for row in self.rows:
+            names += [name for name, _ in row.parts if name not in names]
+        for name in names:
+            x0, widths, yy = [], [], []
+            for r, row in enumerate(self.rows):
+                size = dict(row.parts).get(name, 0) / GIB
+                if size > 0:
+                    x0.append(starts[r])
+                    widths.append(size)
+                    yy.append(ys[r])
+                    starts[r] += size
+            if not widths:
+                continue
+            color = style.OKABE_ITO[PART_COLORS.get(name, "yellow")]
+            bar = pg.BarGraphItem(
+                x0=x0, y=yy, width=widths, height=BAR_HEIGHT, brush=pg.mkBrush(color), pen=pg.mkPen(None)
+            )
+            item.addItem(bar)
+            self._legend.addItem(bar, name)
+            self.bars[name] = bar
+
+    def _draw_row_extras(self, row: BarRow, y: float, colors: style.PaletteColors) -> float:
+        """Margin zone, capacity line, range, and labels of one bar; returns its right end (GiB)."""
+        item = self.plot_widget.getPlotItem()
+        text = colors.text.name()
+        cap, budget = row.capacity_bytes / GIB, row.budget_bytes / GIB
+        half = BAR_HEIGHT / 2 + 0.08
+        track = pg.BarGraphItem(
+            x0=[0], y=[y], width=[cap], height=BAR_HEIGHT, brush=style.with_alpha(colors.grid, 40), pen=pg.mkPen(None)
+        )
+        track.setZValue(-5)  # the empty capacity behind the parts
+        item.addItem(track)
+        if row.margin_bytes > 0:
+            hatch = QBrush(style.with_alpha(style.OKABE_ITO[MARGIN_COLOR], 200), Qt.BrushStyle.BDiagPattern)
+            zone = pg.BarGraphItem(
+                x0=[budget],
+                y=[y],
+                width=[cap - budget],
+                height=2 * half,
+                brush=hatch,
+                pen=pg.mkPen(style.with_alpha(style.OKABE_ITO[MARGIN_COLOR], 160)),
+            )
+            zone.setZValue(5)
+            item.addItem(zone)
+            self._legend_once(zone, "margin kept free")
+        line = pg.PlotDataItem([cap, cap], [y - half - 0.04, y + half + 0.04], pen=pg.mkPen(text, width=2.5))
+        line.setZValue(10)
+        item.addItem(line)
+        self.capacity_lines.append(line)
+        self._legend_once(line, "capacity")
+        peak, low, high = row.peak_bytes / GIB, row.low_bytes / GIB, row.high_bytes / GIB
+        if high > low:
+            err = pg.ErrorBarItem(
+                x=np.array([peak]),
+                y=np.array([y]),
+                left=np.array([peak - low]),
+                right=np.array([high - peak]),
+                beam=BAR_HEIGHT / 2,
+                pen=pg.mkPen(text, width=1.5),
+            )
+            err.setZValue(11)
+            item.addItem(err)
+            self.error_bars.append(err)
+            marker = pg.ScatterPlotItem([peak], [y], symbol="d", size=9, brush=pg.mkBrush(text), pen=pg.mkPen(None))
+            marker.setZValue(12)
+            item.addItem(marker)
+            self._legend_once(marker, "predicted peak, low–high")
+        summary = f"{peak:.1f} GiB" + (f" (range {low:.1f}–{high:.1f})" if high > low else "")
+        label = pg.TextItem(f"{row.label}  ·  needs {summary}", color=text, anchor=(0, 1))
+        label.setPos(0, y + half)
+        item.addItem(label)
+        return max(cap, high, row.parts_bytes / GIB)
+
+    def _legend_once(self, item: pg.GraphicsObject, name: str) -> None:
+        if name not in [label.text for _, label in self._legend.items]:
+            self._legend.addItem(item, name)
+
+    # -- palette ----------------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:  # Qt's name
+        # hasattr: a palette may arrive while the constructor is still building the plot.
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "plot_widget"):
+            self._apply_palette()
+        super().changeEvent(event)
+
+    def _apply_palette(self) -> None:
+        colors = style.palette_colors(self)
+        style.style_plot(self.plot_widget, colors)
+        self._legend.setLabelTextColor(colors.text)
+        self._legend.setBrush(pg.mkBrush(None))
+        self._legend.setPen(pg.mkPen(None))
+        if self.rows:
+            self._draw()
