@@ -1,0 +1,374 @@
+"""llama.cpp's peak memory: weights by ggml type, the KV cache, the compute buffer, GPU offload.
+
+Weights: a GGUF file is priced as stored; a safetensors LLM as ``convert_hf_to_gguf.py`` writes it
+(matrices 16-bit, 1-D tensors f32). A ``weight_dtype`` such as ``q4_k_m`` re-prices every tensor as
+``llama-quantize`` would: its mixes keep some tensors higher (output.weight at Q6_K, part of
+attn_v/ffn_down at Q6_K for the *_M types), so a "Q4_K_M" model is not 4.5 bits everywhere.
+Runtime: :func:`plan_llamacpp` lays out the KV cells (``-c`` is the TOTAL over ``-np`` sequences),
+the compute buffer ggml_gallocr reserves for a worst-case ubatch, and the ``-ngl`` split;
+:mod:`advisor.estimator.llm` turns the plan into an :class:`~advisor.estimator.types.Estimate`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from advisor.dtypes import DTYPES, GGML_QUANT_TYPES, canonical, nbytes
+from advisor.errors import UnknownDtypeError, WorkloadError
+from advisor.estimator.kv_cache import layer_kv_bytes, sliding_layers
+from advisor.estimator.types import MIB
+from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
+
+# --------------------------------------------------------------------------- tensor roles
+
+_ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (role, re.compile(pattern))
+    for role, pattern in (
+        ("output", r"(^|\.)(output|lm_head|embed_out)\.weight$"),
+        ("token_embd", r"(token_embd|embed_tokens|tok_embeddings|word_embeddings|(^|\.)wte)\b"),
+        ("router", r"(ffn_gate_inp|\.mlp\.gate\.weight|block_sparse_moe\.gate\.weight|\.router\.)"),
+        ("attn_qkv", r"(attn_qkv|qkv_proj|query_key_value|\.c_attn\.|\.Wqkv\.)"),
+        ("attn_v", r"(attn_v\.|\.v_proj\.)"),
+        ("attn_k", r"(attn_k\.|\.k_proj\.)"),
+        ("attn_output", r"(attn_output|\.o_proj\.|\.out_proj\.|attention\.dense\.)"),
+        ("ffn_down", r"(ffn_down|down_proj|\.w2\.|\.fc2\.|mlp\.c_proj\.|dense_4h_to_h)"),
+    )
+)
+
+
+def tensor_role(tensor: TensorInfo) -> str:
+    """What a weight is for, in llama.cpp's vocabulary, from its GGUF or Hugging Face name.
+
+    Returns one of ``vector`` (1-D: norms, biases), ``token_embd``, ``output``, ``router``,
+    ``attn_qkv``, ``attn_v``, ``attn_k``, ``attn_output``, ``ffn_down`` or ``linear`` (any other
+    matrix: q/gate/up projections, MLA's low-rank projections, experts).
+    """
+    if len(tensor.shape) < 2:
+        return "vector"
+    name = tensor.name
+    for role, pattern in _ROLE_PATTERNS:
+        if pattern.search(name):
+            return role
+    return "linear"
+
+
+def is_linear_weight(tensor: TensorInfo) -> bool:
+    """A matrix a quantizer converts (a Linear/expert weight, not embeddings, norms or the router)."""
+    return tensor_role(tensor) not in ("vector", "token_embd", "output", "router") and tensor.name.endswith(
+        "weight"
+    )
+
+
+# --------------------------------------------------------------------------- GGUF file types
+
+# ``weight_dtype`` spellings → (ggml base type, k-quant variant). NOTE: llama-quantize's ftype
+# names (tools/quantize/quantize.cpp); a bare k-quant ("q4_k") means its _M mix, the usual choice.
+_FTYPE_RE = re.compile(r"^(q[2-6]_k)(?:_([sml]))?$")
+_PLAIN_FTYPES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "float32": "float32",
+                 "float16": "float16", "bfloat16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+# Types from the PyTorch world mapped onto their closest llama.cpp ftype.
+_TORCH_TO_GGUF = {"int8": "q8_0", "fp8": "q8_0", "float8_e4m3fn": "q8_0", "int4": "q4_0", "nf4": "q4_0"}
+
+# NOTE: llama-quant.cpp falls back when a row (ne0) is not a whole number of 256-blocks.
+_ROW_FALLBACK = {"q2_k": "iq4_nl", "q3_k": "iq4_nl", "iq4_xs": "iq4_nl", "q4_k": "q5_0",
+                 "q5_k": "q5_1", "q6_k": "q8_0"}
+
+
+def parse_ftype(weight_dtype: str) -> tuple[str, str]:
+    """``q4_k_m`` → (``q4_k``, ``m``); ``q8_0`` → (``q8_0``, ``""``); ``bf16`` → (``bfloat16``, ``""``).
+
+    Raises:
+        WorkloadError: a type llama.cpp cannot store weights in.
+    """
+    key = weight_dtype.strip().lower()
+    key = _TORCH_TO_GGUF.get(key, key)
+    if key in _PLAIN_FTYPES:
+        return _PLAIN_FTYPES[key], ""
+    m = _FTYPE_RE.match(key)
+    if m:
+        base, variant = m.group(1), m.group(2) or ""
+        if base in ("q3_k", "q4_k", "q5_k") and not variant:
+            variant = "m"
+        if base == "q6_k":
+            variant = ""
+        return base, variant
+    if key in GGML_QUANT_TYPES:
+        return key, ""
+    raise WorkloadError(f"llama.cpp cannot store weights as {weight_dtype!r}; use a GGUF type such as q4_k_m")
+
+
+def _use_more_bits(i: int, n: int) -> bool:
+    # NOTE: llama-quant.cpp use_more_bits(): the first and last eighth of the layers, and every
+    # third layer in between, get the higher type in the *_M mixes.
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def quant_type(
+    tensor: TensorInfo,
+    base: str,
+    variant: str,
+    *,
+    n_layers: int,
+    n_experts: int = 0,
+    n_gqa: int = 1,
+    has_output: bool = True,
+) -> str:
+    """The ggml type ``llama-quantize`` gives ``tensor`` for the file type ``base``/``variant``.
+
+    Follows ``llama_tensor_get_type`` (llama.cpp src/llama-quant.cpp) for the k-quant mixes; for
+    other types (q4_0, q8_0, iq*) the base type everywhere except output.weight (Q6_K).
+    """
+    role = tensor_role(tensor)
+    if role in ("vector", "router"):
+        return "float32"  # NOTE: convert_hf_to_gguf writes norms, biases and ffn_gate_inp as F32
+    if not tensor.name.endswith("weight"):
+        return tensor.dtype
+    if base in ("float32", "float16", "bfloat16"):
+        return base
+    kind = base + (f"_{variant}" if variant else "")
+    i = tensor.layer if tensor.layer is not None else 0
+    new = base
+    if role == "output" or (role == "token_embd" and not has_output):
+        new = base if base in ("q8_0", "q6_k") else "q6_k"
+    elif role == "attn_v":
+        if n_experts == 8:
+            new = "q8_0"
+        elif kind == "q2_k":
+            new = "q4_k" if n_gqa >= 4 else "q3_k"
+        elif kind == "q3_k_m":
+            new = "q5_k" if i < 2 else "q4_k"
+        elif kind == "q3_k_l":
+            new = "q5_k"
+        elif kind == "q4_k_s":
+            new = "q5_k" if i < 4 else "q4_k"
+        elif kind in ("q4_k_m", "q5_k_m") and _use_more_bits(i, n_layers):
+            new = "q6_k"
+    elif role == "attn_k" and n_experts == 8:
+        new = "q8_0"
+    elif role == "ffn_down":
+        if kind == "q2_k":
+            new = "q3_k"
+        elif kind == "q3_k_m":
+            new = "q5_k" if i < n_layers // 16 else ("q4_k" if _use_more_bits(i, n_layers) else "q3_k")
+        elif kind == "q3_k_l":
+            new = "q5_k"
+        elif kind in ("q4_k_m", "q5_k_m") and _use_more_bits(i, n_layers):
+            new = "q6_k"
+        elif kind == "q4_k_s" and i < n_layers // 8:
+            new = "q5_k"
+    elif role == "attn_output":
+        if n_experts == 8 and kind in ("q2_k", "q3_k_s", "q3_k_m", "q4_k_s", "q4_k_m"):
+            new = "q5_k"
+        elif n_experts != 8:
+            new = {"q2_k": "q3_k", "q3_k_m": "q4_k", "q3_k_l": "q5_k"}.get(kind, base)
+    elif role == "attn_qkv":
+        new = {"q3_k_m": "q4_k", "q3_k_l": "q4_k", "q4_k_m": "q5_k", "q5_k_m": "q6_k"}.get(kind, base)
+    row = tensor.shape[-1]
+    if row % DTYPES[new].block_size:
+        new = _ROW_FALLBACK.get(new, new)
+        if row % DTYPES[new].block_size:
+            new = "float16"
+    return new
+
+
+def _converted_type(tensor: TensorInfo) -> str:
+    """The type ``convert_hf_to_gguf.py`` writes a safetensors tensor as (16-bit default)."""
+    if len(tensor.shape) < 2:
+        return "float32"
+    if tensor.dtype in GGML_QUANT_TYPES:
+        return tensor.dtype
+    return "bfloat16" if tensor.dtype == "bfloat16" else "float16"
+
+
+def gguf_tensor_bytes(
+    profile: ModelProfile, weight_dtype: str | None
+) -> tuple[list[tuple[TensorInfo, str, int]], str]:
+    """Each tensor's ggml type and bytes as llama.cpp would hold it, and a one-line description.
+
+    Args:
+        profile: a GGUF profile (priced as stored) or a safetensors LLM (priced as converted).
+        weight_dtype: None (as stored/converted) or a llama.cpp file type (``q4_k_m``, ``q8_0``,
+            ``bf16`` ...) to price as ``llama-quantize`` would write it.
+
+    Raises:
+        WorkloadError: an unknown ``weight_dtype``.
+    """
+    arch = profile.arch
+    n_layers = arch.n_layers if arch else 1 + max((t.layer or 0 for t in profile.tensors), default=0)
+    has_output = any(tensor_role(t) == "output" for t in profile.tensors)
+    if weight_dtype is None:
+        if profile.format == "gguf":
+            return [(t, t.dtype, t.nbytes) for t in profile.tensors], "weights as stored in the GGUF file"
+        out = []
+        for t in profile.tensors:
+            dt = _converted_type(t)
+            out.append((t, dt, nbytes(dt, t.n_elements)))
+        return out, "as convert_hf_to_gguf.py writes it: matrices 16-bit, norms/biases f32"
+    base, variant = parse_ftype(weight_dtype)
+    try:
+        canonical(base)
+    except UnknownDtypeError:
+        raise WorkloadError(f"llama.cpp cannot store weights as {weight_dtype!r}") from None
+    n_gqa = arch.n_heads // max(1, arch.n_kv_heads) if arch else 1
+    n_experts = arch.n_experts if arch else 0
+    out = []
+    changed = 0
+    for t in profile.tensors:
+        dt = quant_type(t, base, variant, n_layers=n_layers, n_experts=n_experts, n_gqa=n_gqa,
+                        has_output=has_output)
+        changed += dt != t.dtype
+        out.append((t, dt, nbytes(dt, t.n_elements)))
+    label = base.upper() + (f"_{variant.upper()}" if variant else "")
+    kept = sorted({dt for _, dt, _ in out} - {base, "float32"})
+    extra = f"; mix also uses {', '.join(kept)} (llama-quantize keeps output/attn_v/ffn_down higher)" if kept else ""
+    return out, f"{changed} tensors re-priced as llama-quantize {label}; 1-D tensors stay f32{extra}"
+
+
+# --------------------------------------------------------------------------- the runtime
+
+# NOTE: measured on an NVIDIA H100 80GB (driver 580): a bare CUDA driver context, as
+# llama.cpp's ggml-cuda creates it (no torch), shows ≈527 MiB in nvidia-smi.
+CUDA_CONTEXT_BYTES = 527 * MIB
+# cuBLAS handle + workspace, ggml-cuda's VMM pool for temporaries (f16 conversions of activations,
+# dequantised K/V for flash attention) and lazily loaded kernels. An allowance, not a measurement.
+CUDA_EXTRA_BYTES = 96 * MIB
+CUDA_EXTRA_HIGH_BYTES = 384 * MIB
+# NOTE: common/common.h: n_ctx = 4096 (llama-cli/llama-server's long-standing -c default),
+# n_ubatch = 512 (-ub); llama-context.cpp pads n_ctx to a multiple of 256 (PR #17046).
+DEFAULT_N_CTX = 4096
+N_UBATCH = 512
+N_CTX_PAD = 256
+# Model types whose sliding window llama.cpp does not implement (converted as plain llama/qwen2).
+_NO_SWA = frozenset({"mistral", "mixtral", "llama", "qwen2", "qwen2_moe"})
+# CPU types ggml-cpu repacks into interleaved layouts at load (ggml-cpu/repack.cpp): those tensors
+# are copied out of the mmap, so the mapped pages and the copy can both be resident.
+_REPACKED = frozenset({"q4_0", "q4_k", "iq4_nl", "q8_0"})
+
+
+def _pad(n: int, step: int) -> int:
+    return -(-n // step) * step
+
+
+@dataclass(frozen=True)
+class LlamaCppPlan:
+    """What llama.cpp would be started with, and where each part of memory lives.
+
+    Attributes:
+        n_ctx: ``-c`` (total token cells over all sequences, padded to 256).
+        n_seq: ``-np`` (parallel sequences sharing the cache).
+        gpu_layers: transformer layers on the GPU(s) (``-ngl``), 0 on CPU.
+        full_offload: every layer and the output layer are on the GPU.
+        gpu_weight_bytes / cpu_weight_bytes: weights by place (per-GPU split is done later).
+        gpu_kv_bytes / cpu_kv_bytes: KV cache by place.
+        kv_low_bytes: KV on the GPU side (or CPU when no GPU) with MLA's V cache viewed into K.
+        compute_fa_bytes / compute_nofa_bytes: the compute buffer with and without flash attention.
+        logits_bytes: the logits part of the compute buffer (n_ubatch × n_vocab × 4).
+        output_bytes: the host output buffer (n_seq × n_vocab × 4).
+        repacked_bytes: CPU weights of types ggml-cpu repacks (may count twice in RSS).
+        largest_cpu_layer_bytes: the biggest CPU-resident layer (copied to the GPU for big batches).
+    """
+
+    n_ctx: int
+    n_seq: int
+    gpu_layers: int
+    full_offload: bool
+    gpu_weight_bytes: int
+    cpu_weight_bytes: int
+    gpu_layer_bytes: tuple[int, ...]
+    gpu_kv_layer_bytes: tuple[int, ...]
+    gpu_other_bytes: int
+    cpu_kv_bytes: int
+    kv_low_bytes: int
+    compute_fa_bytes: int
+    compute_nofa_bytes: int
+    logits_bytes: int
+    output_bytes: int
+    repacked_bytes: int
+    largest_cpu_layer_bytes: int
+    weights_note: str
+    notes: tuple[str, ...]
+
+
+def plan_llamacpp(
+    profile: ModelProfile,
+    arch: LlmArchitecture,
+    *,
+    context: int,
+    batch: int,
+    kv_dtype: str,
+    weight_dtype: str | None,
+    gpu_layers: int | None,
+    cuda: bool,
+) -> LlamaCppPlan:
+    """Lay out llama.cpp's memory for ``profile`` (see :class:`LlamaCppPlan`)."""
+    priced, weights_note = gguf_tensor_bytes(profile, weight_dtype)
+    n_layers = arch.n_layers
+    ngl = 0 if not cuda else n_layers if gpu_layers is None else min(gpu_layers, n_layers)
+    full = cuda and ngl >= n_layers
+    first_gpu = n_layers - ngl  # NOTE: llama-model.cpp offloads the LAST n_gpu_layers layers
+    has_output = any(tensor_role(t) == "output" for t, _, _ in priced)
+    layer_bytes = [0] * n_layers
+    other_gpu = other_cpu = repacked = 0
+    for t, dt, b in priced:
+        role = tensor_role(t)
+        if t.layer is not None and 0 <= t.layer < n_layers:
+            layer_bytes[t.layer] += b
+            if t.layer < first_gpu and dt in _REPACKED:
+                repacked += b
+        elif role == "token_embd":
+            other_cpu += b  # NOTE: llama.cpp keeps the input embedding on the CPU (dev_input)
+            if not has_output and full:
+                other_gpu += b  # tied embeddings: output duplicates token_embd on the GPU
+        elif full:
+            other_gpu += b
+        else:
+            other_cpu += b
+    notes: list[str] = []
+    n_seq = max(1, batch)
+    n_ctx = _pad(context * n_seq, N_CTX_PAD)
+    honour_swa = arch.sliding_window is not None and (
+        profile.format == "gguf" or bool(arch.layer_types) or arch.model_type not in _NO_SWA
+    )
+    if arch.sliding_window and not honour_swa:
+        notes.append(f"llama.cpp converts {arch.model_type} as a plain model and ignores its "
+                     f"{arch.sliding_window}-token sliding window: every layer caches all {n_ctx} cells")
+    slides = sliding_layers(arch) if honour_swa else (False,) * n_layers
+    # NOTE: llama-kv-cache-iswa.cpp: SWA layers get GGML_PAD(min(n_ctx, n_swa·n_seq + n_ubatch), 256).
+    swa_cells = _pad(min(n_ctx, (arch.sliding_window or 0) * n_seq + N_UBATCH), N_CTX_PAD)
+    cells = [swa_cells if s else n_ctx for s in slides]
+    kv_layers = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent+v") for c in cells]
+    kv_low = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent") for c in cells]
+    on_gpu = [cuda and i >= first_gpu for i in range(n_layers)]
+    n_tok = min(n_ctx, N_UBATCH)
+    hd_v = arch.v_head_dim or arch.head_dim
+    mask_f16 = n_ctx * _pad(n_tok, 64) * 2  # NOTE: GGML_KQ_MASK_PAD pads the mask's rows
+    qo = n_tok * arch.n_heads * (arch.head_dim + hd_v) * 4
+    attn_fa = mask_f16 + qo
+    attn_nofa = n_ctx * n_tok * arch.n_heads * 4 + 2 * mask_f16 + qo  # KQ in f32, soft_max in place
+    inter = (arch.intermediate_size or 4 * arch.hidden_size) * max(1, arch.n_experts_per_token)
+    ffn = 3 * n_tok * inter * 4
+    logits = n_tok * arch.vocab_size * 4
+    hidden = 2 * n_tok * arch.hidden_size * 4
+    cpu_layers = [b for b, g in zip(layer_bytes, on_gpu, strict=True) if not g]
+    return LlamaCppPlan(
+        n_ctx=n_ctx,
+        n_seq=n_seq,
+        gpu_layers=ngl,
+        full_offload=full,
+        gpu_weight_bytes=sum(b for b, g in zip(layer_bytes, on_gpu, strict=True) if g) + other_gpu,
+        cpu_weight_bytes=sum(cpu_layers) + other_cpu,
+        gpu_layer_bytes=tuple(b for b, g in zip(layer_bytes, on_gpu, strict=True) if g),
+        gpu_kv_layer_bytes=tuple(k for k, g in zip(kv_layers, on_gpu, strict=True) if g),
+        gpu_other_bytes=other_gpu,
+        cpu_kv_bytes=sum(k for k, g in zip(kv_layers, on_gpu, strict=True) if not g),
+        kv_low_bytes=sum(k for k, g in zip(kv_low, on_gpu, strict=True) if g == cuda),
+        compute_fa_bytes=max(attn_fa, ffn, logits) + hidden,
+        compute_nofa_bytes=max(attn_nofa, ffn, logits) + hidden,
+        logits_bytes=logits,
+        output_bytes=n_seq * arch.vocab_size * 4,
+        repacked_bytes=repacked,
+        largest_cpu_layer_bytes=max(cpu_layers, default=0),
+        weights_note=weights_note,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,275 @@
+"""PyTorch / Hugging Face ``generate()`` specifics: CUDA context, caching allocator, activations, bnb.
+
+What a Hugging Face model costs beyond its weights and KV cache, as mechanisms:
+
+* the CUDA context and cuBLAS workspace the first CUDA call and matmul create;
+* the caching allocator's rounding (512 B blocks; 2 MiB / 20 MiB segments; large blocks rounded to
+  2 MiB) and the blocks it keeps after ``DynamicCache`` outgrows them (``torch.cat`` per step);
+* the prefill activations of one decoder layer with SDPA attention, and the last token's logits;
+* the weight bytes after ``torch_dtype`` casts or bitsandbytes / fp8 quantization of Linear layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from advisor.dtypes import GGML_QUANT_TYPES, canonical, nbytes
+from advisor.errors import UnknownDtypeError, WorkloadError
+from advisor.estimator.llamacpp import is_linear_weight, tensor_role
+from advisor.estimator.types import MIB
+from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
+
+# NOTE: measured on an NVIDIA H100 80GB (driver 580, torch 2.11, CUDA 12.x): nvidia-smi's memory
+# for a Python process after ``torch.cuda.init()`` and a first 1-element tensor: ≈621 MiB.
+CUDA_CONTEXT_TORCH_BYTES = 621 * MIB
+# NOTE: torch's default cuBLAS workspace (aten/src/ATen/cuda/CublasHandlePool.cpp,
+# getChosenWorkspaceSize): ":4096:8" = 32 MiB on Hopper (sm90), ":4096:2:16:8" ≈ 8.1 MiB before.
+# It is allocated through the caching allocator on the first matmul.
+CUBLAS_WORKSPACE_BYTES = 32 * MIB
+# Kernel images loaded lazily on first use (CUDA_MODULE_LOADING=LAZY, the default since CUDA 11.7
+# in torch): cuBLAS, SDPA and elementwise kernels. An allowance, not a measurement.
+LAZY_KERNELS_BYTES = 64 * MIB
+LAZY_KERNELS_HIGH_BYTES = 320 * MIB
+# Per-GPU communication buffers of a tensor-parallel engine (NCCL channels, vLLM's custom
+# all-reduce). NCCL's 4 MiB per channel per peer grows with GPUs and links; an allowance.
+NCCL_BYTES = 256 * MIB
+NCCL_HIGH_BYTES = 1024 * MIB
+# CPU: oneDNN/MKL scratch pads and thread-pool stacks on the first forward. An allowance.
+CPU_RUNTIME_BYTES = 64 * MIB
+CPU_RUNTIME_HIGH_BYTES = 256 * MIB
+
+# NOTE: c10/cuda/CUDACachingAllocator.cpp constants (torch 2.x): kMinBlockSize, kSmallSize,
+# kSmallBuffer, kMinLargeAlloc, kLargeBuffer, kRoundLarge.
+_MIN_BLOCK = 512
+_SMALL_SIZE = 1 * MIB
+_SMALL_SEGMENT = 2 * MIB
+_MIN_LARGE_ALLOC = 10 * MIB
+_LARGE_SEGMENT = 20 * MIB
+_ROUND_LARGE = 2 * MIB
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
+
+
+def cuda_reserved_bytes(sizes: Iterable[int]) -> int:
+    """Memory the caching allocator reserves (what nvidia-smi shows) for tensors of ``sizes``.
+
+    Small tensors (≤ 1 MiB) share 2 MiB segments, mid-size ones (< 10 MiB) share 20 MiB segments,
+    larger ones get their own segment rounded up to 2 MiB; every block is a multiple of 512 B.
+    """
+    small = mid = large = 0
+    for n in sizes:
+        block = _round_up(max(n, 1), _MIN_BLOCK)
+        if block <= _SMALL_SIZE:
+            small += block
+        elif block < _MIN_LARGE_ALLOC:
+            mid += block
+        else:
+            large += _round_up(block, _ROUND_LARGE)
+    return _round_up(small, _SMALL_SEGMENT) + _round_up(mid, _LARGE_SEGMENT) + large
+
+
+def stranded_cache_bytes(n_tensors: int, final_bytes: int) -> int:
+    """Cached blocks ``DynamicCache`` leaves behind when its tensors grow past 2 MiB steps.
+
+    Each step ``torch.cat`` allocates a slightly larger K and V per layer and frees the old one;
+    layers reuse each other's freed blocks while the 2 MiB-rounded size holds, but every time the
+    tensors cross a 2 MiB boundary the old blocks are too small for any later request and stay
+    cached (reserved, shown by nvidia-smi) until ``torch.cuda.empty_cache()`` or memory pressure.
+    Only tensors above 10 MiB live in their own segments; smaller ones share 20 MiB segments
+    whose free blocks coalesce, so they strand nothing here.
+    """
+    if final_bytes < _MIN_LARGE_ALLOC:
+        return 0
+    steps = final_bytes // _ROUND_LARGE - _MIN_LARGE_ALLOC // _ROUND_LARGE
+    first = _MIN_LARGE_ALLOC
+    # one stranded block per tensor per boundary: sizes first, first+2MiB, ...
+    return n_tensors * (steps * first + _ROUND_LARGE * steps * (steps - 1) // 2)
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Prefill activation bytes of one decoder layer (nominal and the high end), and why."""
+
+    nominal_bytes: int
+    high_bytes: int
+    logits_bytes: int
+    notes: tuple[str, ...]
+
+
+def prefill_activations(
+    arch: LlmArchitecture,
+    *,
+    batch: int,
+    prompt: int,
+    act_bytes: int,
+    cuda: bool,
+    tensor_parallel: int = 1,
+) -> Activations:
+    """Peak transient memory of prefilling ``prompt`` tokens through one layer with SDPA.
+
+    Hugging Face runs the whole prompt at once: the residual stream, q/k/v (and their RoPE'd
+    copies), then the gated MLP's gate/up/product (3 × tokens × intermediate). Attention scores
+    (batch × heads × prompt² × 4 B, twice for the softmax) exist only when SDPA falls back to its
+    math kernel: on CUDA the flash / memory-efficient kernels never materialise them; on CPU the
+    flash kernel (torch ≥ 2.3 also with a mask) serves them, so the scores are only the high end
+    of a padded CPU batch.
+    """
+    tp = max(1, tensor_parallel)
+    tokens = batch * prompt
+    heads = -(-arch.n_heads // tp)
+    kv_heads = max(1, -(-arch.n_kv_heads // tp))
+    hd, hd_v = arch.head_dim, arch.v_head_dim or arch.head_dim
+    inter = -(-(arch.intermediate_size or 4 * arch.hidden_size) // tp)
+    hidden = tokens * arch.hidden_size * act_bytes
+    q = tokens * heads * hd * act_bytes
+    kv = tokens * kv_heads * (hd + hd_v) * act_bytes
+    rope = 2 * tokens * hd * act_bytes  # cos/sin tables
+    attn_out = tokens * heads * hd_v * act_bytes
+    repeat = tokens * 2 * heads * hd * act_bytes  # repeat_kv when SDPA cannot take GQA directly
+    scores = 2 * batch * heads * prompt * prompt * 4 + batch * prompt * prompt * act_bytes
+    padded = batch > 1
+    notes: list[str] = []
+    attn_phase = 3 * hidden + 2 * q + kv + kv // 2 + attn_out + rope
+    attn_high = attn_phase + repeat
+    if padded:
+        # NOTE: a padded batch makes transformers build a 4-D mask (batch × 1 × q × kv) and repeat
+        # K/V to every query head (SDPA's enable_gqa needs an absent mask).
+        attn_phase += repeat + batch * prompt * prompt * act_bytes
+        attn_high = attn_phase
+        if not cuda:
+            attn_high += scores
+            notes.append(
+                f"CPU with a padded batch: if SDPA falls back to its math kernel (older torch without masked "
+                f"CPU flash attention) the attention scores add {scores / MIB:.0f} MiB per layer (high end)"
+            )
+    elif not cuda:
+        notes.append(
+            f"CPU SDPA uses its flash kernel for an unpadded prompt; the math kernel would add "
+            f"{scores / MIB:.0f} MiB of attention scores (not counted)"
+        )
+    mlp = 3 * tokens * inter * act_bytes
+    if arch.is_moe:
+        mlp += tokens * arch.n_experts * 4  # router logits in fp32
+    mlp_phase = 2 * hidden + mlp + hidden
+    nominal = max(attn_phase, mlp_phase)
+    # NOTE: transformers ≥ 4.45 computes logits for the last token only (logits_to_keep=1) and
+    # generate() keeps an fp32 copy plus the processed scores; older versions upcast the whole
+    # batch × prompt × vocab to fp32.
+    logits = batch * arch.vocab_size * (act_bytes + 3 * 4)
+    old_logits = tokens * arch.vocab_size * 4
+    notes.append(
+        f"logits for the last token only (transformers ≥ 4.45, logits_to_keep=1); older versions "
+        f"materialise batch × prompt × vocab in fp32 = {old_logits / MIB:.0f} MiB more"
+    )
+    return Activations(nominal, max(nominal, attn_high, mlp_phase), logits, tuple(notes))
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def load_dtype(profile: ModelProfile) -> str:
+    """The dtype transformers loads float weights in with ``torch_dtype="auto"``.
+
+    ``config.json``'s ``torch_dtype`` when set, else the dominant stored float type.
+    """
+    arch = profile.arch
+    if arch is not None and arch.torch_dtype:
+        try:
+            return canonical(arch.torch_dtype)
+        except UnknownDtypeError:
+            pass
+    floats = {k: v for k, v in profile.weight_bytes_by_dtype.items() if k.startswith(("float", "bfloat"))}
+    return max(floats, key=lambda k: floats[k]) if floats else "float32"
+
+
+def _is_float(dtype: str) -> bool:
+    return dtype.startswith(("float", "bfloat")) and dtype not in GGML_QUANT_TYPES
+
+
+# bitsandbytes / fp8 Linear quantization: bytes per element and per-row/per-block extras.
+_QUANT_LINEAR = {
+    # NOTE: bitsandbytes Int8Params: int8 weight + SCB, one fp32 scale per output row (LLM.int8's
+    # outlier columns are decomposed from the activations at run time, not stored).
+    "int8": "LLM.int8 (bitsandbytes): 1 B per weight + an fp32 scale per output row",
+    # NOTE: bitsandbytes Params4bit: 2 values per byte + an fp32 absmax per 64-value block
+    # (blocksize 64, bnb_4bit_use_double_quant=False, transformers' default).
+    "nf4": "4-bit (bitsandbytes nf4): 0.5 B per weight + an fp32 absmax per 64 values",
+    "int4": "4-bit (bitsandbytes): 0.5 B per weight + an fp32 absmax per 64 values",
+    "fp4": "4-bit (bitsandbytes fp4): 0.5 B per weight + an fp32 absmax per 64 values",
+    # NOTE: fp8 e4m3 weights with one fp32 scale per output row (FBGEMM/compressed-tensors style).
+    "fp8": "fp8 e4m3: 1 B per weight + an fp32 scale per output row",
+}
+
+
+def _quantized_linear_bytes(t: TensorInfo, kind: str) -> int:
+    rows = t.n_elements // t.shape[-1] if t.shape else 1
+    if kind in ("int8", "fp8"):
+        return t.n_elements + 4 * rows
+    return math.ceil(t.n_elements / 2) + 4 * math.ceil(t.n_elements / 64)
+
+
+def torch_weight_bytes(
+    profile: ModelProfile, weight_dtype: str | None
+) -> tuple[list[tuple[TensorInfo, int]], str, str]:
+    """Each tensor's bytes once transformers has loaded it, a description, and the compute dtype.
+
+    Args:
+        profile: a safetensors profile.
+        weight_dtype: None (``torch_dtype="auto"``), a float type (``bfloat16`` ...) cast for every
+            float tensor, or ``int8`` / ``nf4`` / ``int4`` / ``fp4`` / ``fp8`` for Linear weights
+            only (embeddings, norms and lm_head stay in the float type, as bitsandbytes does).
+
+    Raises:
+        WorkloadError: a type PyTorch cannot load weights as (e.g. a GGUF type).
+    """
+    base = load_dtype(profile)
+    key = weight_dtype.strip().lower() if weight_dtype else None
+    if key is None:
+        out = [(t, nbytes(base, t.n_elements) if _is_float(t.dtype) else t.nbytes) for t in profile.tensors]
+        return out, f'weights loaded with torch_dtype="auto" as {base}', base
+    if key in _QUANT_LINEAR:
+        rest = "float16" if base == "float32" else base
+        out, touched = [], 0
+        for t in profile.tensors:
+            if is_linear_weight(t) and _is_float(t.dtype):
+                touched += 1
+                out.append((t, _quantized_linear_bytes(t, key)))
+            else:
+                out.append((t, nbytes(rest, t.n_elements) if _is_float(t.dtype) else t.nbytes))
+        return out, f"{touched} Linear weights as {_QUANT_LINEAR[key]}; embeddings, norms, lm_head stay {rest}", rest
+    try:
+        target = canonical(key)
+    except UnknownDtypeError:
+        target = ""
+    if not target or target in GGML_QUANT_TYPES or not _is_float(target):
+        raise WorkloadError(
+            f"PyTorch cannot load weights as {weight_dtype!r}; use bfloat16, float16, int8, nf4 or fp8 "
+            f"(GGUF types run on llama.cpp)"
+        )
+    out = [(t, nbytes(target, t.n_elements) if _is_float(t.dtype) else t.nbytes) for t in profile.tensors]
+    return out, f"every float tensor cast to {target}", target
+
+
+def tp_weight_share(t: TensorInfo, nbytes_: int, arch: LlmArchitecture | None, tp: int) -> int:
+    """Bytes of ``t`` on one of ``tp`` GPUs under Megatron-style tensor parallelism (vLLM).
+
+    Linear layers and the vocab-parallel embedding / lm_head split ``tp`` ways; 1-D tensors and the
+    MoE router are replicated; K/V projections split by KV head and are replicated when there
+    are fewer KV heads than GPUs.
+    """
+    if tp <= 1:
+        return nbytes_
+    role = tensor_role(t)
+    if role in ("vector", "router"):
+        return nbytes_
+    if role in ("attn_k", "attn_v") and arch is not None and not arch.is_mla:
+        per_gpu = max(1, -(-arch.n_kv_heads // tp))
+        return nbytes_ * per_gpu // max(1, arch.n_kv_heads)
+    return -(-nbytes_ // tp)
