@@ -1,1 +1,73 @@
-"""plan."""
+"""The plan: ranked ways to make a model fit a target, each re-estimated (:func:`make_plan`).
+
+Options are built in the order a person would try them when the model does not fit — smaller
+context/batch → quantized KV cache → lower weight precision → offload → multi-GPU → cloud — and
+then ranked: fitting options first, then by expected quality loss, then by cost (free, slower,
+more hardware, rented by the hour), then by price. Every option carries the profile, workload,
+runtime and hardware it was estimated with, so its figures can be checked by re-running
+:func:`~advisor.estimator.estimate` and :func:`~advisor.estimator.fit`.
+"""
+
+from __future__ import annotations
+
+from advisor.analysis import Analysis
+from advisor.hardware.profile import HardwareProfile
+from advisor.plan import options, remote
+from advisor.plan.options import PlanContext
+from advisor.plan.search import Evaluator
+from advisor.plan.sparsity import SparsityReport
+from advisor.plan.types import OPTION_KINDS, Plan, PlanOption
+
+__all__ = ["OPTION_KINDS", "Plan", "PlanOption", "make_plan", "rank"]
+
+# Cost of a change beyond quality: nothing, speed, more hardware, rent.
+_COST = {"as-is": 0, "batch": 0, "context": 0, "quantize": 0, "prune": 0, "offload": 1,
+         "multi-gpu": 2, "cloud": 3, "distill": 4}
+
+
+def make_plan(
+    analysis: Analysis,
+    *,
+    catalog: tuple[HardwareProfile, ...] | None = None,
+    sparsity: SparsityReport | None = None,
+) -> Plan:
+    """Every way to run ``analysis.model`` on its target (or elsewhere), re-estimated and ranked.
+
+    Args:
+        analysis: the model held against its target.
+        catalog: devices for the cloud options; None loads the shipped catalog.
+        sparsity: a finished :func:`~advisor.plan.sparsity.scan_sparsity` report, if any, quoted
+            by the pruning option.
+    """
+    if catalog is None:
+        from advisor.hardware.catalog import load_catalog
+
+        catalog = load_catalog()
+    ctx = PlanContext(analysis, Evaluator(), catalog, sparsity)
+    built: list[PlanOption] = [options.as_is(ctx)]
+    built += options.context(ctx)
+    built += options.batch(ctx)
+    built += options.kv_cache(ctx)
+    built += options.weights(ctx)
+    built += remote.offload(ctx)
+    built += remote.multi_gpu(ctx)
+    built += remote.cloud(ctx)
+    built += options.pruning(ctx)
+    local_fits = any(o.fits and o.kind not in ("cloud", "multi-gpu") for o in built)
+    notes = list(ctx.ev.notes)
+    if not local_fits:
+        built.append(options.distill(ctx))
+    if not analysis.fit.fits and not any(o.fits for o in built):
+        notes.append("no option fits: even the cheapest changes leave the model too large for every target tried")
+    return Plan(fits_as_is=analysis.fit.fits, options=rank(built), notes=tuple(notes))
+
+
+def rank(opts: list[PlanOption]) -> tuple[PlanOption, ...]:
+    """Fitting first, then expected quality loss, then cost, then price; ties keep the search order."""
+    def key(item: tuple[int, PlanOption]) -> tuple[bool, bool, int, int, float, int]:
+        i, o = item
+        return (not o.fits, o.peak_bytes is None, o.quality_rank, _COST.get(o.kind, 5),
+                o.price_per_hour_usd or 0.0, i)
+
+    ordered = sorted(enumerate(opts), key=key)
+    return tuple(o for _, o in ordered)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from advisor.estimator.types import Estimate, Workload
+from advisor.hardware.profile import HardwareProfile
+from advisor.readers.profile import ModelProfile
 
 OptionKind = Literal["as-is", "quantize", "prune", "batch", "context", "offload", "multi-gpu", "cloud", "distill"]
 Risk = Literal["low", "medium", "high"]
@@ -34,6 +36,8 @@ class PlanOption:
         workload / runtime: what was re-estimated.
         apply_action: an id the core can apply (e.g. ``onnx-int8-dynamic``), else None.
         quality_rank: ordinal expected quality loss (0 = none) used for ranking.
+        profile / hardware: the (transformed) model and the target that were re-estimated, so
+            anyone can re-run ``estimate`` + ``fit`` on exactly what the option claims.
     """
 
     kind: OptionKind
@@ -54,6 +58,8 @@ class PlanOption:
     apply_action: str | None = None
     quality_rank: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    profile: ModelProfile | None = field(default=None, repr=False, compare=False)
+    hardware: HardwareProfile | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,81 @@
+"""The commands and snippets a plan option shows: real paths, shell-quoted, per runtime."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from advisor.estimator.types import Workload
+from advisor.readers.profile import ModelProfile
+
+
+def q(path: str | Path) -> str:
+    """A path quoted for a POSIX shell."""
+    return shlex.quote(str(path))
+
+
+def sibling(profile: ModelProfile, suffix: str, ext: str | None = None) -> str:
+    """A file next to the model: ``model.onnx`` → ``model<suffix>.onnx`` (folders: ``<folder><suffix>``)."""
+    p = Path(profile.path)
+    if p.suffix:
+        return str(p.with_name(f"{p.stem}{suffix}{ext if ext is not None else p.suffix}"))
+    return str(p.with_name(f"{p.name}{suffix}{ext or ''}"))
+
+
+def gguf_path(profile: ModelProfile) -> str:
+    """The GGUF file llama.cpp runs: the model itself, or the file a conversion writes."""
+    return profile.path if profile.format == "gguf" else sibling(profile, "-bf16", ".gguf")
+
+
+def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
+    """``llama-server -m MODEL ...``, preceded by the conversion when the model is not GGUF yet."""
+    parts = ["llama-server", "-m", q(gguf_path(profile))]
+    if workload is not None and workload.context:
+        parts += ["-c", str(workload.context * max(1, workload.batch))]
+    if workload is not None and workload.batch > 1:
+        parts += ["--parallel", str(workload.batch)]
+    parts += [f for f in flags if f]
+    cmd = " ".join(parts)
+    if profile.format != "gguf":
+        cmd = (f"python convert_hf_to_gguf.py {q(profile.path)} --outtype bf16 --outfile "
+               f"{q(gguf_path(profile))}\n{cmd}")
+    return cmd
+
+
+def vllm_serve(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
+    """``vllm serve MODEL ...`` with the workload's context and sequences."""
+    parts = ["vllm", "serve", q(profile.path)]
+    if workload is not None:
+        if workload.context:
+            parts += ["--max-model-len", str(workload.context)]
+        if workload.batch > 1:
+            parts += ["--max-num-seqs", str(workload.batch)]
+        if workload.tensor_parallel > 1:
+            parts += ["--tensor-parallel-size", str(workload.tensor_parallel)]
+    parts += [f for f in flags if f]
+    return " ".join(parts)
+
+
+def hf_load(profile: ModelProfile, runtime: str, extra: str = "") -> str:
+    """A transformers snippet that loads the model for ``runtime``."""
+    device = "device_map='auto'" if runtime == "pytorch-cuda" else "device_map='cpu'"
+    args = ", ".join(a for a in (repr(profile.path), "torch_dtype='auto'", device, extra) if a)
+    return f"from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained({args})"
+
+
+def ort_session(path: str, runtime: str) -> str:
+    """An onnxruntime snippet that opens ``path`` on ``runtime``'s provider."""
+    provider = "CUDAExecutionProvider" if runtime == "onnxruntime-cuda" else "CPUExecutionProvider"
+    return f"import onnxruntime as ort\nsess = ort.InferenceSession({path!r}, providers=[{provider!r}])"
+
+
+def run_command(profile: ModelProfile, runtime: str, workload: Workload, *, gpu: bool = False) -> str:
+    """How to run the model as analysed, on ``runtime`` (``gpu``: the target has an NVIDIA GPU)."""
+    if profile.format == "onnx":
+        return ort_session(profile.path, runtime)
+    if runtime == "llama.cpp":
+        ngl = "" if not gpu else "-ngl 999" if workload.gpu_layers is None else f"-ngl {workload.gpu_layers}"
+        return llama_server(profile, ngl, workload=workload)
+    if runtime == "pytorch-cuda" and profile.is_llm:
+        return vllm_serve(profile, workload=workload) + "\n# or, in Python:\n" + hf_load(profile, runtime)
+    return hf_load(profile, runtime)

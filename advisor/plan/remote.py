@@ -1,0 +1,206 @@
+"""Options that move work elsewhere: CPU offload, experts on the CPU, mmap, more GPUs, the cloud."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from advisor.estimator import default_runtime
+from advisor.estimator.fit import gpu_margin
+from advisor.hardware.profile import HardwareProfile
+from advisor.plan import commands
+from advisor.plan.options import PlanContext
+from advisor.plan.quantize import llm_weight_choices, with_tensors
+from advisor.plan.search import Trial, n_gpu_copies, option
+from advisor.plan.types import PlanOption
+
+TP_SIZES = (2, 4, 8)
+# Expert tensors: GGUF ``blk.N.ffn_up_exps.weight``; Hugging Face ``model.layers.N.mlp.experts.M.``.
+_EXPERT_RE = re.compile(r"(_exps\.|\.experts\.)")
+
+
+def _discrete_nvidia(hardware: HardwareProfile) -> list[int]:
+    return [g.index for g in hardware.gpus
+            if g.vendor == "nvidia" and not g.unified_memory and g.memory_total_bytes is not None]
+
+
+def offload(ctx: PlanContext) -> list[PlanOption]:
+    """Layers split between GPU and CPU; MoE experts on the CPU; llama.cpp's memory-mapped weights."""
+    a = ctx.analysis
+    out: list[PlanOption] = []
+    arch = a.model.arch
+    on_gpu = a.estimate.device == "cuda" and bool(_discrete_nvidia(a.hardware))
+    if ctx.is_llm and arch is not None and on_gpu and not a.fit.fits:
+        best = ctx.ev.largest(0, arch.n_layers - 1, lambda n: ctx.run(gpu_layers=n, tensor_parallel=1))
+        if best is not None and best.workload.gpu_layers is not None:
+            n = best.workload.gpu_layers
+            out.append(option(
+                best, kind="offload", title=f"Offload: {n} of {arch.n_layers} layers on the GPU, the rest on the CPU",
+                risk="medium", quality_rank=0,
+                risk_reason="layers on the CPU run at system-RAM speed: generation slows several-fold",
+                how_to=_offload_how(ctx, best, n), detail=_host_detail(best),
+            ))
+        if arch.is_moe:
+            moe = _experts_on_cpu(ctx)
+            if moe is not None:
+                out.append(moe)
+    if (a.runtime == "llama.cpp" or a.model.format == "gguf") and not a.fit.fits:
+        out.append(PlanOption(
+            kind="offload", title="Memory-mapped weights (llama.cpp's default)", peak_bytes=None, fits=False,
+            headroom_bytes=None, risk="high", quality_rank=0,
+            risk_reason="runs, but pages weights in from disk for every token when RAM is short: very slow",
+            how_to=commands.llama_server(a.model, workload=a.workload)
+            + "   # mmap is the default; add --no-mmap to load into RAM, --mlock to pin",
+            detail="llama.cpp maps the GGUF file instead of copying it: weights count as page cache the OS can "
+                   "drop and re-read, so a model a little larger than RAM starts but thrashes the disk.",
+        ))
+    return out
+
+
+def _offload_how(ctx: PlanContext, best: Trial, n: int) -> str:
+    a = ctx.analysis
+    if a.runtime == "llama.cpp":
+        return commands.llama_server(a.model, f"-ngl {n}", workload=a.workload)
+    gpu = next(g for g in a.hardware.gpus if g.vendor == "nvidia")
+    vram = gpu.memory_total_bytes or 0
+    gpu_gib = max(1, (vram - gpu_margin(vram)) // 1024**3)
+    ram_gib = max(1, int(a.hardware.memory_total_bytes * 0.8) // 1024**3)
+    return commands.hf_load(a.model, "pytorch-cuda", f"max_memory={{0: '{gpu_gib}GiB', 'cpu': '{ram_gib}GiB'}}")
+
+
+def _host_detail(t: Trial) -> str:
+    host = t.estimate.host_bytes or 0
+    return f"GPU {_gib(t.estimate.peak_bytes)}, system RAM {_gib(host + t.extra_host_bytes)}"
+
+
+def _experts_on_cpu(ctx: PlanContext) -> PlanOption | None:
+    a = ctx.analysis
+    experts = [t for t in a.model.tensors if _EXPERT_RE.search(t.name)]
+    if not experts:
+        return None
+    rest = with_tensors(a.model, [t for t in a.model.tensors if not _EXPERT_RE.search(t.name)])
+    expert_bytes = sum(t.nbytes for t in experts)
+    t = ctx.ev.trial(rest, replace(a.workload, gpu_layers=None, tensor_parallel=1), "llama.cpp", a.hardware,
+                     extra_host_bytes=expert_bytes)
+    if t is None:
+        return None
+    how = commands.llama_server(a.model, "-ngl 999", "--override-tensor exps=CPU", workload=a.workload)
+    how += "\n# or keep the experts of the first N layers on the CPU only: --n-cpu-moe N"
+    return option(
+        t, kind="offload", title=f"MoE experts on the CPU ({len(experts)} expert tensors)", risk="medium",
+        quality_rank=0, risk_reason="expert matmuls run on the CPU: slower, but only the active experts are read",
+        how_to=how, detail=f"experts {_gib(expert_bytes)} in system RAM; " + _host_detail(t),
+    )
+
+
+def multi_gpu(ctx: PlanContext) -> list[PlanOption]:
+    """Tensor parallel over 2/4/8 GPUs like the target's (its own, or a machine with more of them)."""
+    a = ctx.analysis
+    if not ctx.is_llm or a.fit.fits or not _discrete_nvidia(a.hardware) or a.estimate.device != "cuda":
+        return []
+    have = len(_discrete_nvidia(a.hardware))
+    runtime = a.runtime
+    for dtype_choice in (None, *_fallback_dtypes(ctx, runtime)):
+        for n in TP_SIZES:
+            hw = a.hardware if have >= n else n_gpu_copies(a.hardware, n)
+            wl = replace(a.workload, tensor_parallel=n, gpu_layers=None,
+                         weight_dtype=dtype_choice or a.workload.weight_dtype)
+            t = ctx.ev.trial(a.model, wl, runtime, hw)
+            if t is not None and t.fits:
+                where = "on this machine" if have >= n else f"needs a machine with {n} of them"
+                gpu = hw.gpus[0].name
+                title = f"Tensor parallel over {n}× {gpu} ({where})"
+                if dtype_choice:
+                    title += f", weights {dtype_choice}"
+                return [option(
+                    t, kind="multi-gpu", title=title, risk="medium", quality_rank=2 if dtype_choice else 0,
+                    risk_reason="each GPU holds 1/N of the weights and KV cache; needs fast GPU links",
+                    how_to=_tp_how(ctx, t), detail=f"per GPU {_gib(t.estimate.peak_bytes)}",
+                    hardware_name=hw.name,
+                )]
+    return []
+
+
+def _fallback_dtypes(ctx: PlanContext, runtime: str) -> list[str]:
+    """Weight types to combine with more GPUs when the stored ones do not fit (best quality first)."""
+    return [c.weight_dtype for c in llm_weight_choices(ctx.model, runtime, cuda=True) if c.runtime == runtime][:3]
+
+
+def _tp_how(ctx: PlanContext, t: Trial) -> str:
+    n = t.workload.tensor_parallel
+    if t.runtime == "llama.cpp":
+        split = ",".join(["1"] * n)
+        return commands.llama_server(ctx.model, "-ngl 999", "--split-mode layer", f"--tensor-split {split}",
+                                     workload=replace(t.workload, tensor_parallel=1))
+    quant = "--quantization bitsandbytes" if t.workload.weight_dtype in ("int8", "nf4") else ""
+    return commands.vllm_serve(ctx.model, quant, workload=t.workload)
+
+
+def cloud(ctx: PlanContext) -> list[PlanOption]:
+    """The cheapest catalog cloud instance where the model fits (tensor parallel over its GPUs if needed)."""
+    a = ctx.analysis
+    instances = sorted(
+        (h for h in ctx.catalog if h.kind == "cloud" and h.price_per_hour_usd is not None),
+        key=lambda h: (h.price_per_hour_usd or 0.0, h.device_id or h.name),
+    )
+    best = _cheapest(ctx, instances, None)
+    out: list[PlanOption] = []
+    if best is None and ctx.is_llm:
+        for dtype_choice in _fallback_dtypes(ctx, "pytorch-cuda" if a.model.format != "gguf" else "llama.cpp"):
+            best = _cheapest(ctx, instances, dtype_choice)
+            if best is not None:
+                break
+    if best is not None:
+        out.append(_cloud_option(ctx, best))
+    return out
+
+
+def _cheapest(ctx: PlanContext, instances: list[HardwareProfile], weight_dtype: str | None) -> Trial | None:
+    a = ctx.analysis
+    for inst in instances:
+        runtime = a.runtime if a.runtime == "llama.cpp" else default_runtime(a.model, inst)
+        n_gpus = len(_discrete_nvidia(inst))
+        sizes = [1, *TP_SIZES] if ctx.is_llm else [1]
+        for n in sizes:
+            if n > 1 and n > n_gpus:
+                continue
+            wl = replace(a.workload, tensor_parallel=n, gpu_layers=None,
+                         weight_dtype=weight_dtype or a.workload.weight_dtype)
+            t = ctx.ev.trial(a.model, wl, runtime, inst)
+            if t is not None and t.fits:
+                return t
+    return None
+
+
+def _cloud_option(ctx: PlanContext, t: Trial) -> PlanOption:
+    h = t.hardware
+    n = t.workload.tensor_parallel
+    gpus = [g for g in h.gpus if g.vendor == "nvidia"]
+    gpu_desc = f"{len(gpus)}× {gpus[0].name}" if gpus else "CPU only"
+    if ctx.model.format == "onnx":
+        how = "pip install onnxruntime-gpu\n" + commands.ort_session(ctx.model.path, t.runtime)
+    elif t.runtime == "llama.cpp":
+        how = _tp_how(ctx, t) if n > 1 else commands.llama_server(ctx.model, "-ngl 999", workload=t.workload)
+    elif t.runtime == "pytorch-cuda" and ctx.is_llm:
+        how = _tp_how(ctx, t)
+    else:
+        how = commands.hf_load(ctx.model, t.runtime)
+    how = f"# on {h.name} ({h.device_id}), after copying the model there\n" + how
+    price = h.price_per_hour_usd or 0.0
+    title = f"Cloud: {h.name}, ${price:.2f}/h"
+    if n > 1:
+        title += f", tensor parallel {n}"
+    if t.workload.weight_dtype and t.workload.weight_dtype != ctx.analysis.workload.weight_dtype:
+        title += f", weights {t.workload.weight_dtype}"
+    source = f"price read {h.catalog_date}" + (f" from {h.catalog_source}" if h.catalog_source else "")
+    return option(
+        t, kind="cloud", title=title, risk="medium",
+        quality_rank=2 if "weights" in title else 0,
+        risk_reason=f"costs ${price:.2f} per hour on demand; the model and data leave this machine",
+        how_to=how, detail=f"{gpu_desc}, {h.provider or 'cloud'}; {source}; per GPU {_gib(t.estimate.peak_bytes)}",
+        catalog_date=h.catalog_date,
+    )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:.2f} GiB"
