@@ -41,11 +41,16 @@ def assert_fitting_options_fit(plan: Plan, analysis: Analysis) -> None:
         assert o.risk in ("low", "medium", "high") and o.risk_reason, o.title
 
 
-def assert_ranked(plan: Plan) -> None:
+def assert_ranked(plan: Plan, target: HardwareProfile | None = None) -> None:
     fits = [o.fits for o in plan.options]
     assert fits == sorted(fits, reverse=True), "fitting options come first"
-    fitting = [o.quality_rank for o in plan.options if o.fits]
-    assert fitting == sorted(fitting), "then by expected quality loss"
+    fitting = [o for o in plan.options if o.fits]
+    elsewhere = [o.kind == "cloud" or (target is not None and o.hardware is not None and o.hardware != target)
+                 for o in fitting]
+    assert elsewhere == sorted(elsewhere), "then what runs on the target before what needs other hardware"
+    for group in (False, True):
+        quality = [o.quality_rank for o, away in zip(fitting, elsewhere, strict=True) if away is group]
+        assert quality == sorted(quality), "then by expected quality loss"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +70,7 @@ def test_onnx_model_that_fits_gets_as_is_first(tmp_path: Path) -> None:
     kinds = {o.kind for o in plan.options}
     assert {"quantize", "prune"} <= kinds
     assert_fitting_options_fit(plan, analysis)
-    assert_ranked(plan)
+    assert_ranked(plan, analysis.hardware)
     unstructured = next(o for o in plan.options if o.title.startswith("Unstructured"))
     assert unstructured.peak_bytes == analysis.estimate.peak_bytes
     assert "sparse format" in unstructured.detail
@@ -95,7 +100,7 @@ def test_onnx_batch_too_large_gets_a_smaller_batch_that_fits(tmp_path: Path) -> 
     assert not bigger.fit.fits  # it is the largest (within a factor of 2)
     assert plan.options[0].fits
     assert_fitting_options_fit(plan, analysis)
-    assert_ranked(plan)
+    assert_ranked(plan, analysis.hardware)
 
 
 def test_onnx_too_big_for_laptop_gets_a_cloud_option(tmp_path: Path, catalog: tuple[HardwareProfile, ...]) -> None:
@@ -121,7 +126,7 @@ def test_commands_quote_real_paths(tmp_path: Path) -> None:
     assert "quantize_dynamic(" in dyn.how_to
 
 
-def test_rank_puts_fitting_then_quality_then_cost() -> None:
+def test_rank_puts_fitting_then_local_then_quality_then_cost() -> None:
     from advisor.plan.types import PlanOption
 
     def opt(kind: str, fits: bool, q: int, price: float | None = None) -> PlanOption:
@@ -131,8 +136,8 @@ def test_rank_puts_fitting_then_quality_then_cost() -> None:
     ranked = rank([opt("cloud", True, 0, 3.0), opt("quantize", True, 4), opt("cloud", True, 0, 1.0),
                    opt("as-is", False, 0), opt("offload", True, 0), opt("quantize", True, 1)])
     assert [(o.kind, o.quality_rank, o.price_per_hour_usd) for o in ranked] == [
-        ("offload", 0, None), ("cloud", 0, 1.0), ("cloud", 0, 3.0), ("quantize", 1, None),
-        ("quantize", 4, None), ("as-is", 0, None),
+        ("offload", 0, None), ("quantize", 1, None), ("quantize", 4, None), ("cloud", 0, 1.0),
+        ("cloud", 0, 3.0), ("as-is", 0, None),
     ]
 
 
@@ -161,7 +166,7 @@ def test_llama_8b_on_8gb_edge_gets_quantization_and_cloud(
     assert cloud[0].price_per_hour_usd and cloud[0].extra.get("catalog_date")
     assert plan.options[0].fits
     assert_fitting_options_fit(plan, analysis)
-    assert_ranked(plan)
+    assert_ranked(plan, analysis.hardware)
 
 
 def test_llama_70b_on_one_24gb_gpu_gets_multi_gpu_and_cloud(
@@ -179,7 +184,7 @@ def test_llama_70b_on_one_24gb_gpu_gets_multi_gpu_and_cloud(
     assert cloud[0].price_per_hour_usd is not None and cloud[0].device_id
     assert "vllm serve" in cloud[0].how_to or "llama-server" in cloud[0].how_to
     assert_fitting_options_fit(plan, analysis)
-    assert_ranked(plan)
+    assert_ranked(plan, analysis.hardware)
 
 
 def test_llm_context_too_long_gets_a_shorter_context(tmp_path: Path) -> None:

@@ -59,14 +59,19 @@ def make_plan(
         built.append(options.distill(ctx))
     if not analysis.fit.fits and not any(o.fits for o in built):
         notes.append("no option fits: even the cheapest changes leave the model too large for every target tried")
-    return Plan(fits_as_is=analysis.fit.fits, options=rank(built), notes=tuple(notes))
+    return Plan(fits_as_is=analysis.fit.fits, options=rank(built, target=analysis.hardware), notes=tuple(notes))
 
 
-def rank(opts: list[PlanOption]) -> tuple[PlanOption, ...]:
-    """Fitting first, then expected quality loss, then cost, then price; ties keep the search order."""
-    def key(item: tuple[int, PlanOption]) -> tuple[bool, bool, int, int, float, int]:
+def rank(opts: list[PlanOption], target: HardwareProfile | None = None) -> tuple[PlanOption, ...]:
+    """Fitting first; then what runs on the target itself before what needs other hardware (a cloud
+    instance, a machine with more GPUs) — the person asked about *this* device; then expected quality
+    loss, then cost, then price. Ties keep the search order."""
+    def elsewhere(o: PlanOption) -> bool:
+        return o.kind == "cloud" or (target is not None and o.hardware is not None and o.hardware != target)
+
+    def key(item: tuple[int, PlanOption]) -> tuple[bool, bool, bool, int, int, float, int]:
         i, o = item
-        return (not o.fits, o.peak_bytes is None, o.quality_rank, _COST.get(o.kind, 5),
+        return (not o.fits, o.peak_bytes is None, elsewhere(o), o.quality_rank, _COST.get(o.kind, 5),
                 o.price_per_hour_usd or 0.0, i)
 
     ordered = sorted(enumerate(opts), key=key)
