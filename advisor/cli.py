@@ -193,11 +193,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from advisor.report import check_destination, write_report
 
     out = Path(args.out)
-    check_destination(out)  # an unknown extension or unwritable folder fails before the work
+    fmt = check_destination(out)  # an unknown extension or unwritable folder fails before the work
+    pdf_renderer = None
+    if fmt == "pdf":
+        try:
+            from advisor.ui.pdf import html_to_pdf  # Qt prints the PDF; the core stays Qt-free
+        except ImportError as exc:
+            from advisor.errors import ReportError
+
+            raise ReportError(f"writing a PDF needs Qt (PySide6), which did not load: {exc}", out) from None
+        pdf_renderer = html_to_pdf
     analysis = _analysis(args)
     plan = make_plan(analysis)
-    images = _chart_images(analysis)
-    written = write_report(analysis, plan, out, images=images)
+    images = _chart_images(analysis) if fmt in ("html", "pdf") else {}
+    written = write_report(analysis, plan, out, images=images, pdf_renderer=pdf_renderer)
     print(f"wrote {written}")
     return EXIT_OK
 

@@ -1,0 +1,90 @@
+"""Write a file all at once or not at all.
+
+A report is written to a hidden temp file in the destination folder, flushed to disk, then
+renamed over the destination with :func:`os.replace` (atomic on POSIX and Windows when both
+paths are on one file system, which the same folder guarantees). If anything fails on the way —
+a renderer error, a full disk, Ctrl+C — the temp file is removed and the destination is left as
+it was: a person never finds half a report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+# NOTE: mkstemp creates 0600 files; a report is a document to share, so it gets the mode a new
+# file usually has (0644 under the common umask 022), or the mode of the file it replaces.
+_NEW_FILE_MODE = 0o644
+
+
+def atomic_write(out: Path, writer: Callable[[Path], None]) -> Path:
+    """Have ``writer`` fill a temp file next to ``out``, then move it into place.
+
+    Args:
+        out: the destination; its folder must exist and be writable.
+        writer: called with the temp path; it writes the whole content there (it may replace
+            the file, as a PDF writer does).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        OSError: the folder cannot be written (the caller turns it into a readable error).
+        Whatever ``writer`` raises, after the temp file is removed.
+    """
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        writer(tmp)
+        _fsync_file(tmp)
+        tmp.chmod(_target_mode(out))
+        tmp.replace(out)  # os.replace: atomic within one folder
+    except BaseException:  # KeyboardInterrupt too: never leave a half-written file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(out.parent)
+    return out
+
+
+def atomic_write_bytes(out: Path, data: bytes) -> Path:
+    """Write ``data`` to ``out`` atomically (see :func:`atomic_write`)."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return atomic_write(out, write)
+
+
+def atomic_write_text(out: Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 to ``out`` atomically (see :func:`atomic_write`)."""
+    return atomic_write_bytes(out, text.encode("utf-8"))
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (POSIX); folders cannot be opened this way on Windows."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _target_mode(out: Path) -> int:
+    try:
+        return stat.S_IMODE(out.stat().st_mode)
+    except OSError:
+        return _NEW_FILE_MODE
