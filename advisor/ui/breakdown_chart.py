@@ -21,6 +21,7 @@ from advisor.analysis import Analysis
 from advisor.estimator.fit import ram_budget
 from advisor.estimator.types import GIB
 from advisor.ui import render as style
+from advisor.units import format_bytes
 
 # Part name → Okabe–Ito color name (see advisor/ui/render.py).
 PART_COLORS: dict[str, str] = {
@@ -75,7 +76,7 @@ def breakdown_rows(analysis: Analysis) -> tuple[BarRow, ...]:
     basis = "available now" if fit.basis == "available" else "total"
     rows = [
         BarRow(
-            f"{fit.label} — {fit.capacity_bytes / GIB:.1f} GiB {basis}",
+            f"{fit.label} — {format_bytes(fit.capacity_bytes)} {basis}",
             parts,
             fit.capacity_bytes,
             fit.budget_bytes,
@@ -94,7 +95,7 @@ def breakdown_rows(analysis: Analysis) -> tuple[BarRow, ...]:
         ram_basis_text = "available now" if ram_basis == "available" else "total"
         rows.append(
             BarRow(
-                f"host RAM — {capacity / GIB:.1f} GiB {ram_basis_text}",
+                f"host RAM — {format_bytes(capacity)} {ram_basis_text}",
                 host,
                 capacity,
                 capacity - margin,
@@ -111,9 +112,9 @@ def verdict_text(analysis: Analysis) -> str:
     fit = analysis.fit
     head = {"sure": "Fits", "likely": "Fits (tight)", "unlikely": "Probably does not fit", "no": "Does not fit"}
     text = (
-        f"{head[fit.certainty]}: peak {fit.peak_bytes / GIB:.1f} GiB "
-        f"(range {fit.low_bytes / GIB:.1f}–{fit.high_bytes / GIB:.1f}) "
-        f"of a {fit.budget_bytes / GIB:.1f} GiB budget on {fit.label}"
+        f"{head[fit.certainty]}: peak {format_bytes(fit.peak_bytes)} "
+        f"(range {format_bytes(fit.low_bytes)}–{format_bytes(fit.high_bytes)}) "
+        f"of a {format_bytes(fit.budget_bytes)} budget on {fit.label}"
     )
     if fit.host_fits is False:
         text += " · host RAM too small"
@@ -266,7 +267,9 @@ class BreakdownChart(QWidget):
             marker.setZValue(12)
             item.addItem(marker)
             self._legend_once(marker, "predicted peak, low–high")
-        summary = f"{peak:.1f} GiB" + (f" (range {low:.1f}–{high:.1f})" if high > low else "")
+        summary = format_bytes(row.peak_bytes) + (
+            f" (range {format_bytes(row.low_bytes)}–{format_bytes(row.high_bytes)})" if high > low else ""
+        )
         label = pg.TextItem(f"{row.label}  ·  needs {summary}", color=text, anchor=(0, 1))
         label.setPos(0, y + half)
         item.addItem(label)
