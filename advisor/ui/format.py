@@ -1,0 +1,106 @@
+"""Words and numbers the window shows, built from core results (no Qt, no decisions).
+
+Everything here only rephrases what the core computed (:class:`~advisor.estimator.types.Fit`,
+:class:`~advisor.estimator.types.Estimate`, plan options) for a person; byte sizes go through
+:mod:`advisor.units` like the CLI's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from advisor.units import format_bytes, format_bytes_range
+
+Tone = Literal["good", "warn", "bad", "neutral"]
+
+# What each certainty (advisor.estimator.types.Fit.certainty) means, in the person's words.
+CERTAINTY_TEXT: dict[str, str] = {
+    "sure": "sure — even the top of the range fits",
+    "likely": "likely — the estimate fits, the top of the range does not",
+    "unlikely": "unlikely — only the low end of the range fits",
+    "no": "no — even the low end of the range does not fit",
+}
+_TONES: dict[str, Tone] = {"sure": "good", "likely": "good", "unlikely": "warn", "no": "bad"}
+
+
+def verdict_headline(fit: Any) -> str:
+    """One line: ``"Fits — 6.2 GiB headroom"`` or ``"Does not fit — short by 3.4 GiB"``."""
+    if fit.fits:
+        return f"Fits — {format_bytes(fit.headroom_bytes, decimals=1)} headroom"
+    if fit.capacity_bytes <= 0:
+        return f"Does not fit — {fit.label}"
+    return f"Does not fit — short by {format_bytes(-fit.headroom_bytes, decimals=1)}"
+
+
+def verdict_detail(analysis: Any) -> str:
+    """The estimate's range and where it is held: ``"peak 9.3 GiB, range 8.7–10.4 GiB, on GPU 0 · …"``."""
+    fit, est = analysis.fit, analysis.estimate
+    basis = "available now" if fit.basis == "available" else "total"
+    parts = [
+        f"peak {format_bytes(fit.peak_bytes, decimals=1)}, range "
+        f"{format_bytes_range(fit.low_bytes, fit.high_bytes)}, on {fit.label}",
+        f"budget {format_bytes(fit.budget_bytes, decimals=1)} of {format_bytes(fit.capacity_bytes, decimals=1)} "
+        f"{basis}",
+        f"{analysis.hardware.name} · {est.runtime}",
+    ]
+    if est.tensor_parallel > 1:
+        parts.append(f"per GPU over {est.tensor_parallel}")
+    if fit.host_fits is False:
+        parts.append(f"host RAM short for {format_bytes(est.host_bytes, decimals=1)}")
+    return " · ".join(parts)
+
+
+def certainty_line(fit: Any) -> str:
+    """``"Certainty: likely — …"``."""
+    return "Certainty: " + CERTAINTY_TEXT.get(fit.certainty, fit.certainty)
+
+
+def verdict_tone(fit: Any) -> Tone:
+    """How the verdict is colored: good (fits), warn (borderline), bad (does not fit)."""
+    tone = _TONES.get(fit.certainty, "neutral")
+    if fit.fits and fit.host_fits is False:
+        return "warn"
+    return tone
+
+
+def shape_text(shape: Sequence[Any] | None) -> str:
+    """``[batch, 3, 224, 224]``; ``?`` for unknown dims; ``unknown rank`` when there is no shape."""
+    if shape is None:
+        return "unknown rank"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def parse_shape(text: str) -> tuple[int, ...] | None:
+    """``"1, 3, 224, 224"`` → ``(1, 3, 224, 224)``; empty → None (let the workload decide).
+
+    Raises:
+        ValueError: a part that is not a whole number of 0 or more (message names it).
+    """
+    text = text.strip().strip("[]()")
+    if not text:
+        return None
+    dims = []
+    for part in text.replace("x", ",").replace("×", ",").split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise ValueError(f"{part!r} is not a whole number")
+        dims.append(int(part))
+    return tuple(dims)
+
+
+def peak_change(before_bytes: int | None, after_bytes: int | None) -> str:
+    """``"9.3 GiB → 4.1 GiB"`` (or just the one known side)."""
+    if after_bytes is None:
+        return "—"
+    if before_bytes is None or before_bytes == after_bytes:
+        return format_bytes(after_bytes, decimals=1)
+    return f"{format_bytes(before_bytes, decimals=1)} → {format_bytes(after_bytes, decimals=1)}"
+
+
+def headroom_text(headroom_bytes: int | None) -> str:
+    """``"+6.2 GiB"`` / ``"−3.4 GiB"`` / ``"—"``."""
+    if headroom_bytes is None:
+        return "—"
+    sign = "+" if headroom_bytes >= 0 else "−"
+    return f"{sign}{format_bytes(abs(headroom_bytes), decimals=1)}"
