@@ -56,9 +56,8 @@ def build() -> onnx.ModelProto:
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
     nodes.append(helper.make_node("Flatten", ["pooled"], ["features"], name="flatten", axis=1))
     w = (rng.standard_normal((N_CLASSES, c_prev)) * 0.02).astype(np.float32)
-    inits.extend(
-        [numpy_helper.from_array(w, "head.weight"), numpy_helper.from_array(np.zeros(N_CLASSES, np.float32), "head.bias")]
-    )
+    bias = np.zeros(N_CLASSES, np.float32)
+    inits.extend([numpy_helper.from_array(w, "head.weight"), numpy_helper.from_array(bias, "head.bias")])
     nodes.append(helper.make_node("Gemm", ["features", "head.weight", "head.bias"], ["logits"], name="head", transB=1))
 
     graph = helper.make_graph(

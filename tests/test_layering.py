@@ -64,9 +64,9 @@ def test_headless_cli_loads_no_qt() -> None:
         "from advisor.cli import run\n"
         "rc = run(['devices', '--json'])\n"
         "import advisor.readers, advisor.hardware.probe, advisor.estimator, advisor.plan, advisor.report\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in %r)\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {sorted(QT_ROOTS)!r})\n"
         "print('QT:', loaded, file=sys.stderr)\n"
-        "sys.exit(rc if not loaded else 99)\n" % (QT_ROOTS,)
+        "sys.exit(rc if not loaded else 99)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr

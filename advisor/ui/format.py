@@ -53,7 +53,7 @@ def verdict_detail(analysis: Any) -> str:
 
 def certainty_line(fit: Any) -> str:
     """``"Certainty: likely — …"``."""
-    return "Certainty: " + CERTAINTY_TEXT.get(fit.certainty, fit.certainty)
+    return "Certainty: " + str(CERTAINTY_TEXT.get(fit.certainty, fit.certainty))
 
 
 def verdict_tone(fit: Any) -> Tone:
