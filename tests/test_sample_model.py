@@ -35,3 +35,14 @@ def test_sample_runs_on_onnxruntime() -> None:
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {"pixel_values": np.zeros((1, 3, 64, 64), np.float32)})
     assert logits.shape == (1, 1000)
+
+
+def test_app_icon_renders() -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from advisor.ui.app import app_icon
+
+    _ = QApplication.instance() or QApplication([])
+    icon = app_icon()
+    assert not icon.isNull()
+    assert not icon.pixmap(64, 64).isNull()

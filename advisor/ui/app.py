@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QApplication
 
 from advisor._version import __version__
+from advisor.resources import resource
 from advisor.ui.settings import APPLICATION, ORGANIZATION
 
 DESKTOP_FILE_NAME = "io.github.memoryadvisor.MemoryAdvisor"
@@ -37,7 +39,16 @@ def make_application(argv: Sequence[str] | None = None) -> QApplication:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(DESKTOP_FILE_NAME)
+    app.setWindowIcon(app_icon())
     return app
+
+
+def app_icon() -> QIcon:
+    """The app icon, from the SVG shipped in ``resources/icons`` (QtSvg renders it at any size)."""
+    data = resource("icons", f"{DESKTOP_FILE_NAME}.svg").read_bytes()
+    pixmap = QPixmap()
+    pixmap.loadFromData(data, b"SVG")
+    return QIcon(pixmap)
 
 
 def run_app(path: str | None = None, argv: Sequence[str] | None = None) -> int:
