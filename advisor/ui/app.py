@@ -47,7 +47,7 @@ def app_icon() -> QIcon:
     """The app icon, from the SVG shipped in ``resources/icons`` (QtSvg renders it at any size)."""
     data = resource("icons", f"{DESKTOP_FILE_NAME}.svg").read_bytes()
     pixmap = QPixmap()
-    pixmap.loadFromData(data, b"SVG")
+    pixmap.loadFromData(data)  # the format is sniffed: SVG through the QtSvg image plugin
     return QIcon(pixmap)
 
 
