@@ -1,0 +1,354 @@
+"""Peak memory of an ONNX model on onnxruntime (CPU or CUDA): weights + activations + runtime.
+
+Weights come from the profile's tensors (so a transformed profile — weights re-priced as int8 —
+gives a different answer); the graph structure for activations comes from the file's skeleton,
+shape-inferred under the workload (:mod:`advisor.estimator.shapes`) and walked for liveness
+(:mod:`advisor.estimator.liveness`); the runtime's terms are in :mod:`advisor.estimator.ort_overhead`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from advisor.dtypes import nbytes, onnx_dtype
+from advisor.errors import AdvisorError, ModelFormatError
+from advisor.estimator import ort_overhead as ort
+from advisor.estimator.liveness import Liveness, Step, activation_peak, outer_reads
+from advisor.estimator.shapes import infer_shapes, resolve_inputs
+from advisor.estimator.types import MIB, Estimate, Workload
+from advisor.hardware.profile import HardwareProfile
+from advisor.readers.profile import ModelProfile
+
+if TYPE_CHECKING:
+    import onnx
+
+# Ops never constant-folded (random, or with side effects).
+_NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                      "Multinomial", "Bernoulli", "If", "Loop", "Scan", "DequantizeLinear",
+                      "QuantizeLinear"})
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+
+
+@dataclass(frozen=True)
+class GraphMemory:
+    """Activation facts of one shape-inferred graph.
+
+    Attributes:
+        peak_bytes: liveness peak, graph outputs included (the first run's arena use).
+        pattern_bytes: liveness peak with graph outputs left out.
+        input_bytes / output_bytes: graph inputs and outputs.
+        sum_bytes: every activation buffer added up (what naive tools report).
+        fold_extra_bytes: net bytes constant folding adds to the weights.
+        n_nodes: nodes, subgraphs included.
+        unknown_tensors: tensors whose shape stayed unknown (bounded by the largest known one).
+        has_conv: whether convolutions run (cuDNN workspaces on CUDA).
+        weight_copies: weight name → how many copies ORT's CPU pre-packing keeps (only names
+            with more than one).
+        subgraph_weights: weights that live inside If/Loop/Scan bodies.
+        arena_touched_bytes / arena_reserved_bytes: the BFC arena after one run (simulated).
+        pattern_block_bytes: the memory-pattern block used from the second run on (simulated).
+    """
+
+    peak_bytes: int
+    pattern_bytes: int
+    input_bytes: int
+    output_bytes: int
+    sum_bytes: int
+    fold_extra_bytes: int
+    n_nodes: int
+    unknown_tensors: int
+    has_conv: bool
+    weight_copies: dict[str, int] = field(default_factory=dict)
+    subgraph_weights: frozenset[str] = frozenset()
+    arena_touched_bytes: int = 0
+    arena_reserved_bytes: int = 0
+    pattern_block_bytes: int = 0
+    heap_run_bytes: int = 0
+
+
+def _tensor_bytes(vi: onnx.ValueInfoProto) -> int | None:
+    """Bytes of a value with a fully known shape, else None."""
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+        return None
+    n = 1
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value < 0:
+            return None
+        n *= d.dim_value
+    try:
+        return nbytes(onnx_dtype(tt.elem_type), n)
+    except AdvisorError:
+        return None
+
+
+def _init_bytes(t: onnx.TensorProto) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    try:
+        return nbytes(onnx_dtype(t.data_type), n)
+    except AdvisorError:
+        return 0
+
+
+class _Walker:
+    """Builds liveness steps for a graph and its subgraphs, with sizes from shape inference."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.known: dict[str, int] = {}
+        self.width: dict[str, int] = {}
+        self.unknown: set[str] = set()
+        self.weights: set[str] = set()
+        self.weight_bytes: dict[str, int] = {}
+        self.fold_out = 0
+        self.fold_in: set[str] = set()
+        self.n_nodes = 0
+        self.has_conv = False
+        self.uses: dict[str, list[str]] = {}
+        self.sub_weights: set[str] = set()
+        self._collect(model.graph, 0)
+
+    def _collect(self, g: onnx.GraphProto, depth: int) -> None:
+        for vi in (*g.input, *g.output, *g.value_info):
+            size = _tensor_bytes(vi)
+            if size is not None:
+                self.known[vi.name] = size
+                dims = vi.type.tensor_type.shape.dim
+                self.width[vi.name] = dims[len(dims) - 1].dim_value if len(dims) else 0
+        for t in g.initializer:
+            self.weights.add(t.name)
+            self.weight_bytes[t.name] = _init_bytes(t)
+            if depth:
+                self.sub_weights.add(t.name)
+        for sp in g.sparse_initializer:
+            self.weights.add(sp.values.name)
+        for node in g.node:
+            if depth and node.op_type == "Constant":
+                self.sub_weights.update(node.output)
+            for attr in node.attribute:
+                for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                    self._collect(sub, depth + 1)
+
+    def size(self, name: str) -> int:
+        if name in self.known:
+            return self.known[name]
+        self.unknown.add(name)
+        return -1
+
+    def steps(self, g: onnx.GraphProto) -> tuple[list[Step], set[str]]:
+        """Steps of ``g`` in order, and the outer names ``g`` reads."""
+        steps: list[Step] = []
+        local = {t.name for t in g.initializer} | {v.name for v in g.input}
+        for node in g.node:
+            self.n_nodes += 1
+            self.has_conv |= node.op_type in ("Conv", "ConvTranspose")
+            ins = [n for n in node.input if n]
+            for n in ins:
+                self.uses.setdefault(n, []).append(node.op_type)
+            if node.op_type == "Constant" or (
+                    ins and node.op_type not in _NO_FOLD and all(n in self.weights for n in ins)):
+                self.weights.update(node.output)
+                if node.op_type != "Constant":
+                    self.fold_out += sum(max(0, self.known.get(o, 0)) for o in node.output)
+                    self.fold_in.update(ins)
+                continue
+            scratch = 0
+            reads: set[str] = set()
+            for attr in node.attribute:
+                subs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+                peaks = []
+                for sub in subs:
+                    sub_steps, sub_reads = self.steps(sub)
+                    reads |= sub_reads
+                    peaks.append(self.peak(sub, sub_steps, count_inputs=True).peak_bytes)
+                if peaks:
+                    scratch = max(scratch, max(peaks))
+            scratch = max(scratch, self.rnn_scratch(node))
+            steps.append(Step(node.op_type, tuple(ins) + tuple(sorted(reads)), tuple(node.output), scratch))
+        outer = outer_reads(local, [(s.inputs, s.outputs) for s in steps])
+        return steps, outer - self.weights
+
+    def rnn_scratch(self, node: onnx.NodeProto) -> int:
+        """Gate buffer of ORT's CPU RNN kernels: seq × batch × gates × hidden floats per direction
+        (onnxruntime/core/providers/cpu/rnn/deep_cpu_lstm.cc ``output_iofc_``, deep_cpu_gru.cc
+        ``outputZRH_``)."""
+        gates = {"LSTM": 4, "GRU": 3, "RNN": 1}.get(node.op_type)
+        if gates is None or not node.input:
+            return 0
+        x = self.known.get(node.input[0])
+        hidden = next((a.i for a in node.attribute if a.name == "hidden_size"), 0)
+        width = self.width.get(node.input[0], 0)
+        dirs = 2 if any(a.name == "direction" and a.s == b"bidirectional" for a in node.attribute) else 1
+        if not x or not width or not hidden:
+            return 0
+        return x // width * gates * hidden * dirs  # x bytes / input width = seq·batch·elem bytes
+
+    def sizes(self, names: set[str]) -> dict[str, int]:
+        bound = max((v for k, v in self.known.items() if k not in self.weights), default=0)
+        return {n: (s if (s := self.size(n)) >= 0 else bound) for n in names}
+
+    def peak(self, g: onnx.GraphProto, steps: list[Step], *, count_inputs: bool,
+             drop_outputs: bool = False) -> Liveness:
+        names = {n for s in steps for n in (*s.inputs, *s.outputs)} | {v.name for v in g.input}
+        names |= {v.name for v in g.output}
+        sizes = self.sizes(names - self.weights)
+        if drop_outputs:
+            for v in g.output:
+                sizes[v.name] = 0
+        return activation_peak(steps, sizes, graph_inputs=[v.name for v in g.input],
+                               graph_outputs=[v.name for v in g.output], weights=self.weights,
+                               count_inputs=count_inputs)
+
+
+def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
+    """Activation facts of a shape-inferred ``model`` (see :class:`GraphMemory`)."""
+    w = _Walker(model)
+    steps, _ = w.steps(model.graph)
+    g = model.graph
+    full = w.peak(g, steps, count_inputs=count_inputs)
+    pattern = w.peak(g, steps, count_inputs=count_inputs, drop_outputs=True)
+    sizes = w.sizes({v.name for v in (*g.input, *g.output)} - w.weights)
+    dropped = sum(w.weight_bytes.get(n, 0) for n in w.fold_in)
+    touched, reserved, small = ort.bfc_touched_bytes(full.buffers)
+    pattern_block = ort.pattern_block_bytes(full.buffers)
+    return GraphMemory(
+        peak_bytes=full.peak_bytes,
+        pattern_bytes=pattern.peak_bytes,
+        input_bytes=sum(sizes.get(v.name, 0) for v in g.input if v.name not in w.weights),
+        output_bytes=sum(sizes.get(v.name, 0) for v in g.output),
+        sum_bytes=full.allocated_bytes,
+        fold_extra_bytes=max(0, w.fold_out - dropped),
+        n_nodes=w.n_nodes, unknown_tensors=len(w.unknown), has_conv=w.has_conv,
+        weight_copies=ort.prepack_copies(w.uses, w.weights), subgraph_weights=frozenset(w.sub_weights),
+        arena_touched_bytes=touched, arena_reserved_bytes=reserved,
+        pattern_block_bytes=pattern_block,
+        heap_run_bytes=small + (pattern_block if pattern_block <= ort.MMAP_THRESHOLD_MAX_BYTES else 0),
+    )
+
+
+_skeletons: OrderedDict[tuple[str, int, int], onnx.ModelProto] = OrderedDict()
+_skeleton_lock = threading.Lock()
+
+
+def _skeleton(path: str) -> onnx.ModelProto:
+    from advisor.readers.onnx_reader import load_skeleton
+
+    try:
+        st = Path(path).stat()
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read the model ({exc.strerror})", path) from None
+    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    with _skeleton_lock:
+        if key in _skeletons:
+            _skeletons.move_to_end(key)
+            return _skeletons[key]
+    model = load_skeleton(Path(path))
+    with _skeleton_lock:
+        _skeletons[key] = model
+        while len(_skeletons) > 4:
+            _skeletons.popitem(last=False)
+    return model
+
+
+def _mib(n: int) -> str:
+    return f"{n / MIB:,.0f} MiB" if n >= 10 * MIB else f"{n / MIB:,.1f} MiB"
+
+
+def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
+                  hardware: HardwareProfile) -> Estimate:
+    """Predict the peak memory of running the ONNX model ``profile`` under ``workload``.
+
+    Raises:
+        WorkloadError: an explicit input shape names a missing input or has the wrong rank.
+        ModelFormatError: the model file cannot be read.
+    """
+    del hardware  # NOTE: ORT's CPU and CUDA behaviour does not depend on the target's size
+    skeleton = _skeleton(profile.path)
+    ins = resolve_inputs(skeleton, workload, profile.path)
+    inferred, problem = infer_shapes(skeleton, ins.shapes, profile.path)
+    cuda = runtime == "onnxruntime-cuda"
+    gm = graph_memory(inferred, count_inputs=cuda)
+    notes = list(ins.notes)
+    wide = 1.0
+    if problem:
+        notes.append(f"shape inference failed ({problem}); activations are bounded, range widened")
+        wide = 2.0
+    if gm.unknown_tensors:
+        notes.append(f"{gm.unknown_tensors} tensor(s) of unknown shape (data-dependent or unknown ops) "
+                     "counted as large as the largest known one")
+        wide = max(wide, 1.5)
+    wt = ort.weight_terms(profile.tensors, runtime, fold_extra_bytes=gm.fold_extra_bytes,
+                          external_files=profile.files[1:], copies=gm.weight_copies,
+                          subgraph_weights=gm.subgraph_weights)
+    session = ort.session_bytes(runtime, gm.n_nodes)
+    p = _cuda(wt, gm, session, wide, notes) if cuda else _cpu(wt, gm, session, wide, notes)
+    return Estimate(runtime=runtime, device="cuda" if cuda else "cpu", weights_bytes=p.weights_bytes,
+                    activation_bytes=p.activation_bytes, kv_cache_bytes=0, overhead_bytes=p.overhead_bytes,
+                    peak_bytes=p.peak_bytes, low_bytes=p.low_bytes, high_bytes=p.high_bytes,
+                    host_bytes=p.host_bytes, notes=tuple(notes), unknown_dims=ins.unknown_dims,
+                    resolved_inputs=dict(ins.shapes))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    weights_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    peak_bytes: int
+    low_bytes: int
+    high_bytes: int
+    host_bytes: int | None
+
+
+def _cpu(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
+         notes: list[str]) -> _Parts:
+    run = gm.arena_touched_bytes + gm.pattern_block_bytes
+    # Run allocations small enough for glibc's heap reuse the load's leftovers; bigger ones are
+    # fresh mmaps on top of them.
+    reuse = min(wt.retained_bytes, gm.heap_run_bytes)
+    peak = wt.resident_bytes + session + wt.retained_bytes + max(wt.load_extra_bytes - wt.retained_bytes,
+                                                                 run - reuse)
+    # NOTE: range from the bench's spread (bench/results/accuracy_cpu.txt): repeated measurements of
+    # one case differ by up to ±15 % (heap reuse depends on thread timing), and ORT's graph
+    # optimizer (fusions) and pattern planner differ from the plain liveness walk by up to ~35 %.
+    low = wt.resident_bytes + int(0.8 * session) + max(wt.retained_bytes // 4, int(0.8 * gm.peak_bytes))
+    high = wt.resident_bytes + int(1.3 * session) + wt.load_extra_high_bytes + int(run * 1.4 * wide)
+    activations = run
+    notes.append(f"weights {_mib(wt.resident_bytes)} resident after load"
+                 + (f" (incl. {_mib(wt.upcast_bytes)} float32 copies of half-precision weights: "
+                    "the CPU runtime has no fp16 kernels for them)" if wt.upcast_bytes else ""))
+    notes.append(f"activations: liveness peak {_mib(gm.peak_bytes)}; the arena touches ~{_mib(gm.arena_touched_bytes)} "
+                 f"in the first run, the memory-pattern block adds {_mib(gm.pattern_block_bytes)} from the second")
+    if wt.load_extra_bytes - wt.retained_bytes > run - reuse:
+        notes.append(f"the peak is reached while loading: ~{_mib(wt.load_extra_bytes)} of freed protobuf and "
+                     "pre-pack copies stay in the heap")
+    notes.append(f"input arrays ({_mib(gm.input_bytes)}) are the caller's and not included")
+    return _Parts(wt.resident_bytes, activations, max(session, peak - wt.resident_bytes - activations),
+                  peak, min(low, peak), max(high, peak), None)
+
+
+def _cuda(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
+          notes: list[str]) -> _Parts:
+    arena = max(gm.arena_reserved_bytes, gm.peak_bytes)
+    activations = arena + gm.pattern_block_bytes
+    peak = wt.resident_bytes + session + activations
+    base_low = ort.CUDA_CONTEXT_BYTES + ort.CUDA_LIBS_LOW_BYTES
+    base_high = ort.CUDA_CONTEXT_BYTES + ort.CUDA_LIBS_HIGH_BYTES
+    low = base_low + wt.resident_bytes + gm.peak_bytes
+    high = (base_high + wt.resident_bytes + int(wt.resident_bytes * 0.05)
+            + int((2 * arena + gm.pattern_block_bytes) * wide)
+            + (ort.CUDA_CONV_WORKSPACE_HIGH_BYTES if gm.has_conv else 0))
+    host = ort.CUDA_HOST_LIBS_BYTES + ort.CPU_SESSION_BYTES + wt.stored_bytes
+    notes.append(f"CUDA context and libraries ~{_mib(session)} (527 MiB bare context measured on an H100, "
+                 "driver 580; cuBLAS/cuDNN on top — not measured on this build machine)")
+    notes.append(f"activations: liveness peak {_mib(gm.peak_bytes)} (inputs copied to the device included), "
+                 f"arena regions double → {_mib(arena)} reserved, plus the memory-pattern block")
+    if gm.has_conv:
+        notes.append("cuDNN convolution workspaces can add up to ~1 GiB (in the high end of the range)")
+    notes.append(f"host RAM: the model is parsed on the host during load (~{_mib(host)} incl. CUDA libraries)")
+    return _Parts(wt.resident_bytes, activations, session, peak, min(low, peak), max(high, peak), host)

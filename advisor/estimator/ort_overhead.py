@@ -1,0 +1,311 @@
+"""What onnxruntime adds around a model's weights and activations, on CPU and on CUDA.
+
+Every constant says where it comes from. "bench" means measured on this project's machine
+(x86-64, 2 cores, Linux, glibc malloc, onnxruntime 1.32.0 CPU) with ``bench/ort_measure.py``
+(one fresh process per measurement, ``VmHWM`` above the bare-runtime baseline); the figures across
+the model set are in ``bench/results/accuracy_cpu.txt`` (``python bench/accuracy.py``).
+
+Mechanisms, CPU (``onnxruntime-cpu``):
+
+* **Session**: a fixed cost (graph, kernels, thread pool, allocator bookkeeping) plus a little per node.
+* **Weights at load**: ORT parses the ModelProto (every weight once in protobuf), converts each
+  initializer into an OrtValue, constant-folds, and pre-packs MatMul/Gemm/Conv weights for MLAS.
+  The protobuf copy and the pre-pack originals are freed as it goes, so the *resident* weights are
+  about the stored ones — but freed blocks of up to 32 MiB stay in glibc's heap (a freed
+  ``mmap``-ed block raises the mmap threshold, up to ``DEFAULT_MMAP_THRESHOLD_MAX`` = 32 MiB on
+  64-bit, glibc malloc/malloc.c), while bigger blocks go back to the OS at once. So the load adds
+  about one copy of the weights held in tensors ≤ 32 MiB plus the largest bigger tensor.
+  Weights stored in external data files are memory-mapped (no protobuf copy).
+* **fp16/bf16 weights**: the CPU EP has no half-precision kernels for most ops (MatMul, Gemm, Conv,
+  Add ...), so ``InsertCastTransformer`` adds Casts to float and constant folding turns the
+  weights into float32 copies: resident ≈ original + 2× (the float32 copy).
+* **Activations**: the first run allocates from the BFC arena (freed chunks stay in the arena);
+  from the second run on, the memory pattern reserves one block of the planned peak *in
+  addition* (``IAllocator::Reserve`` bypasses the arena chunks). Only touched
+  pages count in RSS, so the arena's power-of-two region growth costs little on CPU. Steady state:
+  ``activations ≈ arena pages touched in the first run + pattern block`` (≈ 2× the liveness
+  peak), both simulated below from the liveness walk's allocation order.
+* The load's leftover heap is reused by run allocations small enough for glibc's heap (arena
+  regions ≤ 32 MiB); bigger ones are fresh mmaps on top. Peak = resident weights + session +
+  leftovers + max(largest big transient, run activations − the reusable part).
+
+Mechanisms, CUDA (``onnxruntime-cuda``), NOT measured here (no GPU on the build machine):
+
+* the CUDA context: 527 MiB for a bare driver context, 621 MiB through torch, measured on an H100
+  with driver 580 (project brief); plus cuBLAS/cuBLASLt/cuDNN handles, workspaces and lazily
+  loaded kernels;
+* weights on the device at their stored precision (the CUDA EP has fp16 kernels);
+* the CUDA BFC arena grows by regions that double (``kNextPowerOfTwo``, ORT
+  ``ArenaExtendStrategy`` default) and nvidia-smi shows whole regions, so activations round up
+  to ~2× at worst; the memory-pattern block comes on top as on CPU;
+* cuDNN convolution workspaces (``cudnn_conv_use_max_workspace`` defaults to on since ORT 1.14);
+* host RAM: the process still parses the ModelProto on the host and maps the CUDA libraries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from advisor.estimator.types import MIB
+from advisor.readers.profile import TensorInfo
+
+# NOTE: bench: a session over a 0.45 MB CNN adds 11.5 MiB (load VmHWM above baseline); tiny MLPs
+# 9-12 MiB. Thread pools, kernel registry lookups, graph and allocator structures.
+CPU_SESSION_BYTES = 11 * MIB
+# NOTE: measured here: chains of 10 and 3000 Abs/Sigmoid nodes on a [1, 16] tensor peak at 10.0 and
+# 19.1 MiB (bench/ort_measure.py chainN.onnx '{"t0": [1, 16]}'): ~3.2 KiB per node (NodeArg,
+# kernel, execution plan structures).
+CPU_BYTES_PER_NODE = 3 * 1024
+# NOTE: glibc malloc/malloc.c: DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * sizeof(long).
+MMAP_THRESHOLD_MAX_BYTES = 32 * MIB
+# NOTE: bench: of the freed ≤32 MiB load blocks, 50-100 % stay resident (the first freed mmap
+# block goes back to the OS before the threshold rises); 0.75 is the middle.
+HEAP_RETAINED_FRACTION = 0.75
+
+# Ops whose weights MLAS pre-packs on CPU (onnxruntime/core/providers/cpu/math/matmul.cc,
+# gemm.cc, nn/conv.cc: PrePack); pre-packed copies replace the originals after load.
+PREPACK_OPS: frozenset[str] = frozenset({"MatMul", "Gemm", "Conv", "FusedConv", "FusedGemm",
+                                         "MatMulInteger", "QLinearConv", "ConvTranspose", "LSTM", "GRU"})
+# Ops that consume half-precision weights as they are on CPU (no upcast copy).
+CPU_HALF_OK_OPS: frozenset[str] = frozenset({"Cast", "Shape", "Identity", "Reshape", "Gather",
+                                             "DequantizeLinear", "Constant"})
+HALF_DTYPES: frozenset[str] = frozenset({"float16", "bfloat16"})
+
+# NOTE: project brief: bare CUDA driver context on an H100, driver 580 = 527 MiB (621 MiB via torch).
+CUDA_CONTEXT_BYTES = 527 * MIB
+# NOTE: not measured (no GPU here). cuBLAS default workspace (32 MiB on Hopper, cuBLAS docs
+# "cublasSetWorkspace"), cuBLASLt, cuDNN handle and lazily loaded kernel modules
+# (CUDA_MODULE_LOADING=LAZY by default since CUDA 12.2): a judgement of 64-600 MiB, 160 MiB centre.
+CUDA_LIBS_BYTES = 160 * MIB
+CUDA_LIBS_LOW_BYTES = 64 * MIB
+CUDA_LIBS_HIGH_BYTES = 600 * MIB
+# NOTE: not measured: cuDNN conv algorithm search may grow the arena by its largest workspace;
+# bounded here by 1 GiB for models with convolutions (range only).
+CUDA_CONV_WORKSPACE_HIGH_BYTES = 1024 * MIB
+# NOTE: host RSS of a process that loaded the CUDA EP, cuBLAS and cuDNN shared libraries:
+# several hundred MiB of mapped library pages; a judgement, not measured here.
+CUDA_HOST_LIBS_BYTES = 600 * MIB
+
+
+@dataclass(frozen=True)
+class WeightTerms:
+    """How a model's stored weights turn into resident and transient memory on one runtime.
+
+    Attributes:
+        stored_bytes: the profile's weights (as priced by the profile, possibly transformed).
+        resident_bytes: held after load (upcast copies and folded constants included).
+        load_extra_bytes: extra held at the load's peak above ``resident_bytes`` (centre):
+            ``retained_bytes`` plus the largest tensor too big for the heap (freed at once).
+        retained_bytes: freed load blocks that stay in glibc's heap after load (reusable by the run).
+        load_extra_high_bytes: the same, upper bound (a whole second copy of the weights).
+        upcast_bytes: float32 copies of half-precision weights (CPU).
+    """
+
+    stored_bytes: int
+    resident_bytes: int
+    load_extra_bytes: int
+    load_extra_high_bytes: int
+    upcast_bytes: int
+    retained_bytes: int = 0
+
+
+# NOTE: bench, control_flow builder at widths 256/1024/2048 (If/Loop bodies holding 0.75/12/48 MiB
+# of weights): the session holds 4.0×/4.5×/3.6× those bytes (each subgraph's session state keeps
+# its own protobuf, OrtValue and pre-packed copies), and a run at batch 2048 adds only 16 MiB on
+# top: the extra copies are freed heap the run reuses. 4 is the middle.
+SUBGRAPH_WEIGHT_COPIES = 4
+
+
+def prepack_copies(uses: Mapping[str, list[str]], weights: Iterable[str]) -> dict[str, int]:
+    """Copies of each weight that CPU pre-packing keeps, where more than one.
+
+    Each pre-packing node packs its own copy (sharing pre-packed weights is opt-in,
+    ``session.use_prepacked_weights_container``); the original is released once every consumer
+    pre-packed it, and kept when another op reads it as is. NOTE: bench "shared-w": one 36 MiB
+    weight read by two MatMuls peaks at 3 copies during load (2 packed + the original being
+    packed) and holds 2 after.
+    """
+    out: dict[str, int] = {}
+    for name in weights:
+        ops = uses.get(name, [])
+        packs = sum(op in PREPACK_OPS for op in ops)
+        copies = packs + (1 if packs and len(ops) > packs else 0)
+        if copies > 1:
+            out[name] = copies
+    return out
+
+
+def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_bytes: int = 0,
+                 external_files: Iterable[str] = (), copies: Mapping[str, int] | None = None,
+                 subgraph_weights: Iterable[str] = ()) -> WeightTerms:
+    """Resident and load-time weight memory from the profile's tensors (not from the file).
+
+    ``copies`` (from the graph: :func:`prepack_copies`) multiplies a weight's resident bytes on CPU;
+    weights inside control-flow subgraphs leave extra freed copies in the heap (CPU).
+    """
+    external = set(external_files)
+    in_subgraph = set(subgraph_weights)
+    copies = copies or {}
+    sub_extra = 0
+    stored = 0
+    packed_extra = 0
+    upcast = 0
+    small = 0
+    largest_big = 0
+    for t in tensors:
+        stored += t.nbytes
+        if runtime == "onnxruntime-cpu" and copies.get(t.name, 1) > 1:
+            packed_extra += (copies[t.name] - 1) * t.nbytes
+        if runtime == "onnxruntime-cpu" and t.name in in_subgraph:
+            sub_extra += (SUBGRAPH_WEIGHT_COPIES - 1) * t.nbytes
+        if runtime == "onnxruntime-cpu" and t.dtype in HALF_DTYPES and any(
+                c not in CPU_HALF_OK_OPS for c in t.consumers):
+            upcast += 2 * t.nbytes
+        if t.file in external:
+            # memory-mapped, no protobuf copy; pre-packing still makes one copy at a time
+            largest_big = max(largest_big, t.nbytes if t.consumers and set(t.consumers) & PREPACK_OPS else 0)
+            continue
+        for size in (t.nbytes, 2 * t.nbytes if t.dtype in HALF_DTYPES and runtime == "onnxruntime-cpu"
+                     else 0):
+            if 0 < size <= MMAP_THRESHOLD_MAX_BYTES:
+                small += size
+            else:
+                largest_big = max(largest_big, size)
+    fold = max(0, fold_extra_bytes)
+    if runtime == "onnxruntime-cuda":
+        # The device receives each initializer once; the protobuf copy stays on the host.
+        return WeightTerms(stored, stored + fold, 0, fold, 0)
+    retained = int(small * HEAP_RETAINED_FRACTION) + fold + sub_extra
+    extra = retained + largest_big
+    high = small + largest_big + fold + upcast + sub_extra
+    return WeightTerms(stored, stored + upcast + fold + packed_extra, extra, max(extra, high), upcast, retained)
+
+
+def session_bytes(runtime: str, n_nodes: int) -> int:
+    """Fixed session cost on the compute device (CUDA: context and libraries)."""
+    if runtime == "onnxruntime-cuda":
+        return CUDA_CONTEXT_BYTES + CUDA_LIBS_BYTES
+    return CPU_SESSION_BYTES + n_nodes * CPU_BYTES_PER_NODE
+
+
+def arena_reserved_bytes(need_bytes: int, initial_bytes: int = 1 * MIB) -> int:
+    """Bytes a BFC arena with ``kNextPowerOfTwo`` growth reserves to serve ``need_bytes``.
+
+    Regions double (1, 2, 4 ... MiB; a bigger request gets a region of its own size rounded up
+    to the next doubling), so the total is the first ``2^k - 1`` MiB sum that covers the need.
+    ORT: onnxruntime/core/framework/bfc_arena.cc ``Extend``.
+    """
+    if need_bytes <= 0:
+        return 0
+    total, region = 0, initial_bytes
+    while total < need_bytes:
+        total += region
+        region *= 2
+    return total
+
+
+Buffer = tuple[int, int, int, bool]
+"""``(size, alloc_step, free_step, is_graph_output)`` from :class:`advisor.estimator.liveness.Liveness`."""
+
+_ALIGN = 64  # NOTE: ORT's allocator alignment (onnxruntime/core/framework/allocator.h kAllocAlignment)
+_BFC_MIN = 256  # NOTE: bfc_arena.h kMinAllocationSize: every request is rounded up to 256 bytes
+_BFC_MAX_DEAD = 128 * MIB  # NOTE: OrtArenaCfg default max_dead_bytes_per_chunk
+
+
+def _events(buffers: Iterable[Buffer]) -> list[tuple[int, int, int, int]]:
+    """(step, order, buffer id, size) — size 0 marks a free; frees of a step come after its allocs."""
+    out: list[tuple[int, int, int, int]] = []
+    for k, (size, born, dies, _) in enumerate(buffers):
+        out.append((born, 0, k, size))
+        out.append((dies, 1, k, 0))
+    out.sort(key=lambda e: (e[0], e[1], e[2]))
+    return out
+
+
+def pattern_block_bytes(buffers: Iterable[Buffer]) -> int:
+    """Size of ORT's memory-pattern block, each tensor placed best-fit.
+
+    Mirrors ``MemPatternPlanner::TraceAllocation`` (onnxruntime/core/framework/mem_pattern_planner.h):
+    the smallest gap between live blocks that fits, else the end of the buffer. Graph outputs are
+    in the block too. NOTE: bench: the second run of a transformer whose 250 MiB logits are the
+    output adds ~266 MiB (its liveness peak with the logits), not the 144 MiB without them.
+    """
+    bufs = list(buffers)
+    live: dict[int, tuple[int, int]] = {}
+    peak = 0
+    for _, kind, k, _size in _events(bufs):
+        if kind == 1:
+            live.pop(k, None)
+            continue
+        size = -(-bufs[k][0] // _ALIGN) * _ALIGN
+        best, best_gap, prev_end = -1, -1, 0
+        for off, sz in sorted(live.values()):
+            gap = off - prev_end
+            if gap >= size and (best_gap < 0 or gap < best_gap):
+                best, best_gap = prev_end, gap
+            prev_end = max(prev_end, off + sz)
+        offset = best if best >= 0 else prev_end
+        live[k] = (offset, size)
+        peak = max(peak, offset + size)
+    return peak
+
+
+def bfc_touched_bytes(buffers: Iterable[Buffer], initial_bytes: int = 1 * MIB) -> tuple[int, int, int]:
+    """Simulate ORT's BFC arena over one run: (bytes touched, bytes reserved, bytes touched in
+    regions small enough for glibc to serve from its heap, ≤ 32 MiB: those can reuse load leftovers).
+
+    Best-fit over free chunks of every region; a miss extends the arena by a new region of
+    ``max(current region size, request)`` and doubles the next region size (``kNextPowerOfTwo``,
+    onnxruntime/core/framework/bfc_arena.cc ``Extend``). Freed chunks stay in the arena and
+    coalesce only with neighbours of the same region. Pages count once written (RSS on CPU);
+    the reserved total is what a GPU's nvidia-smi shows.
+    """
+    bufs = list(buffers)
+    regions: list[int] = []
+    touched: list[int] = []
+    free: list[list[tuple[int, int]]] = []  # per region: free (offset, size), sorted
+    where: dict[int, tuple[int, int, int]] = {}
+    curr = initial_bytes
+    for _, kind, k, _size in _events(bufs):
+        if kind == 1:
+            if k not in where:
+                continue
+            r, off, sz = where.pop(k)
+            chunks = free[r]
+            chunks.append((off, sz))
+            chunks.sort()
+            merged: list[tuple[int, int]] = []
+            for o, s in chunks:
+                if merged and merged[-1][0] + merged[-1][1] == o:
+                    merged[-1] = (merged[-1][0], merged[-1][1] + s)
+                else:
+                    merged.append((o, s))
+            free[r] = merged
+            continue
+        req = max(_BFC_MIN, -(-bufs[k][0] // _BFC_MIN) * _BFC_MIN)
+        pick: tuple[int, int, int, int] | None = None  # (size, region, index, offset)
+        for r, chunks in enumerate(free):
+            for i, (o, s) in enumerate(chunks):
+                if s >= req and (pick is None or s < pick[0]):
+                    pick = (s, r, i, o)
+        if pick is None:
+            size = max(curr, req)
+            while req > curr:
+                curr *= 2
+            curr *= 2
+            regions.append(size)
+            touched.append(0)
+            free.append([(0, size)])
+            pick = (size, len(regions) - 1, 0, 0)
+        s, r, i, o = pick
+        take = s if (s < 2 * req and s - req < _BFC_MAX_DEAD) else req
+        rest = s - take
+        if rest:
+            free[r][i] = (o + take, rest)
+        else:
+            free[r].pop(i)
+        where[k] = (r, o, take)
+        touched[r] = max(touched[r], o + req)
+    small = sum(t for t, size in zip(touched, regions, strict=True) if size <= MMAP_THRESHOLD_MAX_BYTES)
+    return sum(touched), sum(regions), small

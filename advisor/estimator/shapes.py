@@ -1,0 +1,222 @@
+"""Workload → concrete input shapes → every tensor's shape, by ONNX shape inference.
+
+Explicit ``input_shapes`` win. Otherwise each symbolic dim of a graph input is filled from the
+workload by its name: batch-like names (and an unnamed first dim) take ``batch``; sequence-like
+names take ``seq_len`` (or ``context``); height/width-like names take ``image_size``. A dim that
+stays unknown is set to 1 and reported, never guessed silently.
+
+The concrete shapes are written into a copy of the model's skeleton (structure without weight
+data, :func:`advisor.readers.onnx_reader.load_skeleton`) and ``onnx.shape_inference`` with data
+propagation resolves output dims that are expressions of input dims (Concat along a symbolic
+axis, Reshape to -1). The result is cached per (path, mtime, shapes): the plan re-estimates the
+same model many times (a binary search over batch).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from advisor.errors import WorkloadError
+from advisor.estimator.types import Workload
+
+if TYPE_CHECKING:
+    import onnx
+
+Shape = tuple[int, ...]
+
+_BATCH_RE = re.compile(r"(^|[^a-z])(batch|bs|n|b|num_seq|sequences)([^a-z]|$)|batch", re.IGNORECASE)
+_SEQ_RE = re.compile(r"seq|sequence|token|length|len|past|total|context|ctx|step|time", re.IGNORECASE)
+_HW_RE = re.compile(r"height|width|^h$|^w$|img|image|size|resolution", re.IGNORECASE)
+
+_CACHE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class InputShapes:
+    """The concrete input shapes and what had to be assumed to get them.
+
+    Attributes:
+        shapes: input name → concrete shape.
+        unknown_dims: ``"input:dim"`` labels of dims no workload field resolved (set to 1).
+        notes: plain-language remarks, one per assumption.
+    """
+
+    shapes: dict[str, Shape]
+    unknown_dims: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The real inputs of the main graph (old exporters also list initializers as inputs)."""
+    inits = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in inits]
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str | None] | None:
+    t = value.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    out: list[int | str | None] = []
+    for d in t.shape.dim:
+        if d.HasField("dim_value"):
+            out.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            out.append(d.dim_param)
+        else:
+            out.append(None)
+    return out
+
+
+def _fill(name: str | None, axis: int, rank: int, workload: Workload) -> int | None:
+    """The workload's value for a symbolic dim, by its name (or position when unnamed)."""
+    label = name or ""
+    if label and _BATCH_RE.search(label) and not _SEQ_RE.search(label):
+        return workload.batch
+    if label and _SEQ_RE.search(label):
+        return workload.seq_len or workload.context
+    if label and _HW_RE.search(label):
+        return workload.image_size
+    if axis == 0:
+        return workload.batch  # NOTE: exporters put the batch first (torch.onnx dynamic_axes, tf2onnx)
+    if axis >= rank - 2 and rank == 4 and workload.image_size:
+        return workload.image_size  # an unnamed spatial dim of an NCHW image input
+    if axis == 1 and rank in (2, 3) and (workload.seq_len or workload.context):
+        return workload.seq_len or workload.context
+    return None
+
+
+def resolve_inputs(model: onnx.ModelProto, workload: Workload, path: str = "") -> InputShapes:
+    """Concrete shapes for every graph input of ``model`` under ``workload``.
+
+    Raises:
+        WorkloadError: an explicit shape names an input that does not exist, or has the wrong rank.
+    """
+    inputs = graph_inputs(model)
+    by_name = {v.name: v for v in inputs}
+    for name, shape in workload.input_shapes.items():
+        if name not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise WorkloadError(f"the model has no input named {name!r} (inputs: {known})", path or None)
+        dims = _dims(by_name[name])
+        if dims is not None and len(dims) != len(shape):
+            raise WorkloadError(
+                f"input {name!r} has rank {len(dims)} ({_show(dims)}) but the given shape "
+                f"{list(shape)} has rank {len(shape)}", path or None)
+        if dims is not None:
+            for d, given in zip(dims, shape, strict=True):
+                if isinstance(d, int) and d != given:
+                    raise WorkloadError(
+                        f"input {name!r} has fixed shape {_show(dims)}; the given shape "
+                        f"{list(shape)} does not match it", path or None)
+    shapes: dict[str, Shape] = {}
+    unknown: list[str] = []
+    notes: list[str] = []
+    for value in inputs:
+        if value.name in workload.input_shapes:
+            shapes[value.name] = tuple(int(d) for d in workload.input_shapes[value.name])
+            continue
+        dims = _dims(value)
+        if dims is None:
+            unknown.append(f"{value.name}:*")
+            notes.append(f"input {value.name!r} has no declared shape; assumed a scalar — "
+                         "give it with --input NAME=D0,D1,...")
+            shapes[value.name] = ()
+            continue
+        concrete: list[int] = []
+        for axis, d in enumerate(dims):
+            if isinstance(d, int) and d > 0:
+                concrete.append(d)
+                continue
+            filled = _fill(d if isinstance(d, str) else None, axis, len(dims), workload)
+            if filled is None:
+                label = d if isinstance(d, str) else f"#{axis}"
+                unknown.append(f"{value.name}:{label}")
+                notes.append(f"dim {label!r} of input {value.name!r} unknown; assumed 1")
+                filled = 1
+            concrete.append(filled)
+        shapes[value.name] = tuple(concrete)
+    return InputShapes(shapes, tuple(unknown), tuple(notes))
+
+
+def _show(dims: list[int | str | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+_cache: OrderedDict[tuple[str, int, int, tuple[tuple[str, Shape], ...]], tuple[onnx.ModelProto, str | None]]
+_cache = OrderedDict()
+_lock = threading.Lock()
+
+
+def infer_shapes(skeleton: onnx.ModelProto, shapes: dict[str, Shape],
+                 path: str = "") -> tuple[onnx.ModelProto, str | None]:
+    """Shape-infer ``skeleton`` with its inputs fixed to ``shapes``; cached per (path, mtime, shapes).
+
+    Returns:
+        (inferred model, problem): ``problem`` is None on success, else one line saying why
+        inference failed (the un-inferred copy is returned then, so callers degrade, not crash).
+    """
+    key = None
+    if path:
+        try:
+            st = Path(path).stat()
+            key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, tuple(sorted(shapes.items())))
+        except OSError:
+            key = None
+    if key is not None:
+        with _lock:
+            hit = _cache.get(key)
+            if hit is not None:
+                _cache.move_to_end(key)
+                return hit
+    result = _infer(skeleton, shapes)
+    if key is not None:
+        with _lock:
+            _cache[key] = result
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return result
+
+
+def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.ModelProto, str | None]:
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(skeleton)
+    for value in model.graph.input:
+        if value.name not in shapes:
+            continue
+        tt = value.type.tensor_type
+        tt.shape.Clear()
+        for d in shapes[value.name]:
+            tt.shape.dim.add().dim_value = d
+    # Declared symbolic shapes of outputs/value_info may contradict the concrete inputs (and make
+    # inference fail): drop them and let inference recompute; fully static ones stay (they help
+    # past ops inference does not know, such as custom-domain ops).
+    keep = [v for v in model.graph.value_info if _static(v)]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(keep)
+    for value in model.graph.output:
+        if not _static(value):
+            value.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                     data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError/ValidationError/RuntimeError variants
+        return model, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return inferred, None
+
+
+def _static(value: onnx.ValueInfoProto) -> bool:
+    dims = _dims(value)
+    return dims is not None and all(isinstance(d, int) for d in dims)
+
+
+def clear_cache() -> None:
+    """Forget every cached inference (tests, or after a model file changed in place)."""
+    with _lock:
+        _cache.clear()
