@@ -47,8 +47,16 @@ def test_unresolved_dim_is_reported_not_guessed(tmp_path: Path) -> None:
     path = om.symbolic_dims(tmp_path / "sym.onnx")
     est = estimate(read_onnx(path), Workload(batch=2), "onnxruntime-cpu", HW)  # no seq_len
     assert est.unknown_dims == ("x:seq",)
-    assert any("dim 'seq' of input 'x' unknown; assumed 1" in n for n in est.notes)
-    assert est.resolved_inputs == {"x": (2, 1, 16)}
+    assert any("dim 'seq' of input 'x' not given; assumed 128 (set it with --seq" in n for n in est.notes)
+    assert est.resolved_inputs == {"x": (2, 128, 16)}
+
+
+def test_open_image_dims_default_to_224_and_say_so(tmp_path: Path) -> None:
+    path = om.cnn(tmp_path / "cnn.onnx")  # x: [batch, 3, height, width]
+    est = estimate(read_onnx(path), Workload(batch=1), "onnxruntime-cpu", HW)
+    assert est.resolved_inputs == {"x": (1, 3, 224, 224)}
+    assert set(est.unknown_dims) == {"x:height", "x:width"}
+    assert any("assumed 224 (set it with --image-size" in n for n in est.notes)
 
 
 def test_image_dims_and_explicit_shapes(tmp_path: Path) -> None:

@@ -72,22 +72,37 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str | None] | None:
     return out
 
 
-def _fill(name: str | None, axis: int, rank: int, workload: Workload) -> int | None:
-    """The workload's value for a symbolic dim, by its name (or position when unnamed)."""
+# NOTE: defaults for symbolic dims the workload leaves open, so a first look at an image or text
+# model is realistic instead of a 1×1 image: 224×224 is the ImageNet input size most vision
+# exporters declare (torchvision, timm defaults); 128 tokens is a common text-encoder sequence
+# (sentence-transformers' max_seq_length for MiniLM-class models). Each use is noted and listed
+# in ``unknown_dims``, so a person sees it was assumed and can set --image-size / --seq.
+DEFAULT_IMAGE_SIZE = 224
+DEFAULT_SEQ_LEN = 128
+
+
+def _fill(name: str | None, axis: int, rank: int, workload: Workload) -> tuple[int | None, int | None]:
+    """The workload's value for a symbolic dim, by its name (or position when unnamed).
+
+    Returns ``(value, None)`` when the workload gives it, ``(None, default)`` when only a default applies,
+    and ``(None, None)`` when nothing is known.
+    """
     label = name or ""
+    seq = workload.seq_len or workload.context
     if label and _BATCH_RE.search(label) and not _SEQ_RE.search(label):
-        return workload.batch
+        return workload.batch, None
     if label and _SEQ_RE.search(label):
-        return workload.seq_len or workload.context
+        return (seq, None) if seq else (None, DEFAULT_SEQ_LEN)
     if label and _HW_RE.search(label):
-        return workload.image_size
+        return (workload.image_size, None) if workload.image_size else (None, DEFAULT_IMAGE_SIZE)
     if axis == 0:
-        return workload.batch  # NOTE: exporters put the batch first (torch.onnx dynamic_axes, tf2onnx)
-    if axis >= rank - 2 and rank == 4 and workload.image_size:
-        return workload.image_size  # an unnamed spatial dim of an NCHW image input
-    if axis == 1 and rank in (2, 3) and (workload.seq_len or workload.context):
-        return workload.seq_len or workload.context
-    return None
+        return workload.batch, None  # NOTE: exporters put the batch first (torch.onnx dynamic_axes, tf2onnx)
+    if axis >= rank - 2 and rank == 4:
+        # an unnamed spatial dim of an NCHW image input
+        return (workload.image_size, None) if workload.image_size else (None, DEFAULT_IMAGE_SIZE)
+    if axis == 1 and rank in (2, 3):
+        return (seq, None) if seq else (None, DEFAULT_SEQ_LEN)
+    return None, None
 
 
 def resolve_inputs(model: onnx.ModelProto, workload: Workload, path: str = "") -> InputShapes:
@@ -132,12 +147,17 @@ def resolve_inputs(model: onnx.ModelProto, workload: Workload, path: str = "") -
             if isinstance(d, int) and d > 0:
                 concrete.append(d)
                 continue
-            filled = _fill(d if isinstance(d, str) else None, axis, len(dims), workload)
+            filled, default = _fill(d if isinstance(d, str) else None, axis, len(dims), workload)
             if filled is None:
                 label = d if isinstance(d, str) else f"#{axis}"
                 unknown.append(f"{value.name}:{label}")
-                notes.append(f"dim {label!r} of input {value.name!r} unknown; assumed 1")
-                filled = 1
+                if default is not None:
+                    flag = "--image-size" if default == DEFAULT_IMAGE_SIZE else "--seq"
+                    notes.append(f"dim {label!r} of input {value.name!r} not given; assumed {default} "
+                                 f"(set it with {flag} or --input)")
+                else:
+                    notes.append(f"dim {label!r} of input {value.name!r} unknown; assumed 1")
+                filled = default or 1
             concrete.append(filled)
         shapes[value.name] = tuple(concrete)
     return InputShapes(shapes, tuple(unknown), tuple(notes))
