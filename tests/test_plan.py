@@ -187,6 +187,21 @@ def test_llama_70b_on_one_24gb_gpu_gets_multi_gpu_and_cloud(
     assert_ranked(plan, analysis.hardware)
 
 
+def test_llama_70b_on_a_24gb_gpu_with_64gb_ram_gets_a_quantized_gpu_cpu_split(tmp_path: Path) -> None:
+    folder = safetensors_models.llama_folder(tmp_path / "llama70b")
+    analysis = analyze(read_model(folder), gpu_box(24, n_gpus=1, ram_gib=64), Workload(context=8192))
+    plan = make_plan(analysis, catalog=())
+    split = [o for o in plan.options if o.kind == "offload" and o.fits]
+    assert split, [o.title for o in plan.options]
+    best = split[0]
+    assert best.runtime == "llama.cpp" and best.workload is not None
+    assert best.workload.weight_dtype and 0 < (best.workload.gpu_layers or 0) < 80
+    assert f"-ngl {best.workload.gpu_layers}" in best.how_to and "llama-quantize" in best.how_to
+    assert best.estimate is not None and best.estimate.host_bytes
+    assert plan.options[0] is best  # runs on the machine the person has: ranked before other hardware
+    assert_fitting_options_fit(plan, analysis)
+
+
 def test_llm_context_too_long_gets_a_shorter_context(tmp_path: Path) -> None:
     folder = safetensors_models.llama_folder(
         tmp_path / "llama", n_layers=32, hidden=4096, n_heads=32, n_kv_heads=32, vocab=32000,

@@ -40,6 +40,10 @@ def offload(ctx: PlanContext) -> list[PlanOption]:
                 risk_reason="layers on the CPU run at system-RAM speed: generation slows several-fold",
                 how_to=_offload_how(ctx, best, n), detail=_host_detail(best),
             ))
+        else:
+            quantized = _quantized_offload(ctx, arch.n_layers)
+            if quantized is not None:
+                out.append(quantized)
         if arch.is_moe:
             moe = _experts_on_cpu(ctx)
             if moe is not None:
@@ -55,6 +59,44 @@ def offload(ctx: PlanContext) -> list[PlanOption]:
                    "drop and re-read, so a model a little larger than RAM starts but thrashes the disk.",
         ))
     return out
+
+
+def _quantized_offload(ctx: PlanContext, n_layers: int) -> PlanOption | None:
+    """When the stored weights are too big even split over GPU and RAM: the best llama.cpp weight type
+    whose GPU/CPU split fits (the usual way to run a 70B model on one consumer GPU)."""
+    a = ctx.analysis
+    for choice in llm_weight_choices(a.model, "llama.cpp", cuda=True):
+        if choice.runtime != "llama.cpp":
+            continue
+
+        def split(n: int, dtype: str = choice.weight_dtype) -> Trial | None:
+            wl = replace(a.workload, gpu_layers=n, tensor_parallel=1, weight_dtype=dtype)
+            return ctx.ev.trial(a.model, wl, "llama.cpp", a.hardware)
+
+        best = ctx.ev.largest(0, n_layers - 1, split)
+        if best is None or best.workload.gpu_layers is None:
+            continue
+        n = best.workload.gpu_layers
+        serve = f"llama-server -m {_written_gguf(choice.how_to)} -ngl {n}"
+        return option(
+            best, kind="offload",
+            title=f"{choice.weight_dtype.upper()} weights, {n} of {n_layers} layers on the GPU, the rest on the CPU",
+            risk="high" if choice.risk == "high" else "medium", quality_rank=choice.quality_rank,
+            risk_reason=f"{choice.risk_reason}; layers on the CPU run at system-RAM speed, generation slows",
+            how_to=f"{choice.how_to}\n{serve}",
+            detail=f"weights as {choice.weight_dtype.upper()} (llama.cpp); " + _host_detail(best),
+        )
+    return None
+
+
+def _written_gguf(how_to: str) -> str:
+    """The GGUF file the last command of a conversion writes (``llama-quantize IN OUT TYPE`` or ``--outfile OUT``)."""
+    words = how_to.splitlines()[-1].split()
+    if len(words) >= 3 and words[0] == "llama-quantize":
+        return words[-2]
+    if "--outfile" in words:
+        return words[words.index("--outfile") + 1]
+    return "MODEL.gguf"
 
 
 def _offload_how(ctx: PlanContext, best: Trial, n: int) -> str:
