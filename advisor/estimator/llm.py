@@ -28,6 +28,7 @@ from advisor.estimator.llamacpp import (
 from advisor.estimator.types import MIB, Estimate, Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.readers.profile import LlmArchitecture, ModelProfile
+from advisor.units import format_bytes
 
 # NOTE: our choice for an unspecified Hugging Face workload: a 512-token prompt and 512 new tokens.
 HF_DEFAULT_PROMPT = 512
@@ -35,9 +36,6 @@ HF_DEFAULT_NEW_TOKENS = 512
 _GIB = 1024**3
 _KV_NAMES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 
-
-def _gib(n: int) -> str:
-    return f"{n / _GIB:.2f} GiB"
 
 
 def reprice_weights(profile: ModelProfile, weight_dtype: str | None, runtime: str) -> tuple[int, str]:
@@ -134,7 +132,7 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
         fp32 = sum(nbytes("float32", t.n_elements) if t.dtype.startswith(("float", "bfloat")) else t.nbytes
                    for t, _ in pairs)
         notes.append(f'assumes torch_dtype="auto" (the default since transformers 5); transformers 4.x without '
-                     f"torch_dtype loads float32 weights = {_gib(fp32)}")
+                     f"torch_dtype loads float32 weights = {format_bytes(fp32)}")
     act_bytes = nbytes(compute, 1)
     n_layers = arch.n_layers if arch else 0
     ngl = n_layers if (arch is None or workload.gpu_layers is None or not cuda) else min(workload.gpu_layers, n_layers)
@@ -151,8 +149,8 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
         dev_shares = [-(-profile.weight_bytes // tp)]
     if host_w:
         stream = max(layer_sizes.values())
-        notes.append(f"{n_layers - ngl} of {n_layers} layers stay in RAM ({_gib(host_w)}); accelerate copies "
-                     f"each to the GPU when it runs (slow), so one layer ({_gib(stream)}) is also on the GPU")
+        notes.append(f"{n_layers - ngl} of {n_layers} layers stay in RAM ({format_bytes(host_w)}); accelerate copies "
+                     f"each to the GPU when it runs (slow), so one layer ({format_bytes(stream)}) is also on the GPU")
     weights = sum(dev_shares)
     if cuda:
         overhead = to.CUDA_CONTEXT_TORCH_BYTES + to.CUBLAS_WORKSPACE_BYTES + to.LAZY_KERNELS_BYTES
@@ -192,7 +190,7 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     kv_prompt = kv_cache_bytes(arch, sequences=batch, tokens=prompt, kv_dtype=kv_dtype, mla_layout=layout,
                                tensor_parallel=tp)
     one_layer = layer_kv_bytes(arch, batch * context, kv_dtype, mla_layout=layout, tensor_parallel=tp)
-    notes.append(f"KV cache {kv_dtype}: {batch} × {context} tokens = {_gib(kv)}"
+    notes.append(f"KV cache {kv_dtype}: {batch} × {context} tokens = {format_bytes(kv)}"
                  + (" per GPU" if tp > 1 else "") + "; DynamicCache grows by torch.cat, so one layer's "
                  "K and V briefly exist twice")
     acts = to.prefill_activations(arch, batch=batch, prompt=prompt, act_bytes=act_bytes, cuda=cuda,
@@ -205,7 +203,7 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     if not cuda and pairs and sum(b for _, b in pairs) != profile.weight_bytes:
         shard = _largest_file_bytes(profile)
         high_extra += shard
-        notes.append(f"converting dtype while loading keeps the source shard mapped: up to {_gib(shard)} more "
+        notes.append(f"converting dtype while loading keeps the source shard mapped: up to {format_bytes(shard)} more "
                      f"during load (high end)")
     if cuda:
         n_tensors = 2 * sum(1 for s in sliding_layers(arch) if not s)
@@ -215,7 +213,8 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
         stranded = min(kv, to.stranded_cache_bytes(n_tensors, per_tensor))
         if stranded:
             high_extra += stranded
-            notes.append(f"the caching allocator may keep up to {_gib(stranded)} of outgrown KV blocks reserved "
+            notes.append(f"the caching allocator may keep up to {format_bytes(stranded)} of outgrown KV blocks "
+                         "reserved "
                          f"(nvidia-smi shows them; torch.cuda.empty_cache() or memory pressure returns them)")
     peak = weights + kv + activation + overhead
     low = int((weights + kv_prompt + acts.nominal_bytes // 2 + over_low) * 0.98)
@@ -225,8 +224,8 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
         staging = max((b for _, b in pairs), default=0)
         host = host_w + staging
         notes.append(f"RAM: shards are memory-mapped while loading (page cache the OS can reclaim); one tensor "
-                     f"(≤ {_gib(staging)}) may be staged in RAM"
-                     + (f"; offloaded layers {_gib(host_w)}" if host_w else ""))
+                     f"(≤ {format_bytes(staging)}) may be staged in RAM"
+                     + (f"; offloaded layers {format_bytes(host_w)}" if host_w else ""))
     return Estimate(
         runtime=runtime, device="cuda" if cuda else "cpu", weights_bytes=weights, activation_bytes=activation,
         kv_cache_bytes=kv, overhead_bytes=overhead, peak_bytes=peak, low_bytes=min(low, peak),
@@ -240,7 +239,7 @@ def _no_arch(profile: ModelProfile, runtime: str, device: str, weights: int, ove
     """A model with no decoder architecture: weights + runtime, activations unknown (range widened)."""
     widen = max(weights // 2, 64 * MIB)
     notes.append(f"not a decoder LLM the estimator knows: activations are unknown and not counted; the high end "
-                 f"adds {_gib(widen)} (half the weights) for them — export to ONNX for a graph-level estimate")
+                 f"adds {format_bytes(widen)} (half the weights) for them — export to ONNX for a graph-level estimate")
     peak = weights + overhead
     return Estimate(
         runtime=runtime, device="cuda" if device == "cuda" else "cpu", weights_bytes=weights,
@@ -296,7 +295,7 @@ def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfi
         notes.append("weights are memory-mapped: they show in RSS once touched and count here (the OS can evict "
                      "them under pressure, at a large speed cost; --mlock pins them)")
         if plan.repacked_bytes:
-            notes.append(f"ggml-cpu repacks {_gib(plan.repacked_bytes)} of weights into its own buffers; the "
+            notes.append(f"ggml-cpu repacks {format_bytes(plan.repacked_bytes)} of weights into its own buffers; the "
                          f"mapped file pages may stay resident too (high end)")
         low = int((peak - (kv_all - plan.kv_low_bytes)) * 0.98)
         high = int((peak + fa_gap + plan.repacked_bytes) * 1.03)
@@ -331,7 +330,8 @@ def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfi
     else:
         high_extra += plan.largest_cpu_layer_bytes
         notes.append(f"-ngl {plan.gpu_layers}: the last {plan.gpu_layers} of {arch.n_layers} layers on the GPU, "
-                     f"the rest, token_embd and the output layer in RAM ({_gib(host)}); note -ngl {arch.n_layers} "
+                     f"the rest, token_embd and the output layer in RAM ({format_bytes(host)}); "
+                     f"note -ngl {arch.n_layers} "
                      f"still keeps the output layer on the CPU — use -ngl {arch.n_layers + 1} or 999; for big "
                      f"batches ggml copies a CPU layer's weights to the GPU (high end)")
     if tp > 1:

@@ -28,6 +28,7 @@ from advisor.plan.search import MAX_BATCH, MAX_SEQUENCES, Evaluator, Trial, opti
 from advisor.plan.sparsity import SparsityReport, prune_structured
 from advisor.plan.types import PlanOption, Risk
 from advisor.readers.profile import ModelProfile
+from advisor.units import format_bytes
 
 CONTEXT_STEP = 256  # contexts are offered in multiples of this many tokens
 DEFAULT_MAX_CONTEXT = 4096  # searched when the model states no maximum
@@ -168,7 +169,7 @@ def kv_cache(ctx: PlanContext) -> list[PlanOption]:
         out.append(option(
             t, kind="quantize", title=f"KV cache in {choice.kv_dtype}", risk=choice.risk,
             risk_reason=choice.risk_reason, quality_rank=choice.quality_rank, how_to=how,
-            detail=f"KV cache {_gib(a.estimate.kv_cache_bytes)} → {_gib(t.estimate.kv_cache_bytes)}",
+            detail=f"KV cache {format_bytes(a.estimate.kv_cache_bytes)} → {format_bytes(t.estimate.kv_cache_bytes)}",
         ))
     return out
 
@@ -262,7 +263,8 @@ def _llm_weights(ctx: PlanContext) -> list[PlanOption]:
         out.append(option(
             t, kind="quantize", title=c.label, risk=c.risk, risk_reason=c.risk_reason,
             quality_rank=c.quality_rank, how_to=how, weight_bytes_after=t.estimate.weights_bytes,
-            detail=f"weights {_gib(a.estimate.weights_bytes)} → {_gib(t.estimate.weights_bytes)} ({c.runtime})",
+            detail=(f"weights {format_bytes(a.estimate.weights_bytes)} → "
+                    f"{format_bytes(t.estimate.weights_bytes)} ({c.runtime})"),
         ))
     return out
 
@@ -300,7 +302,7 @@ def pruning(ctx: PlanContext) -> list[PlanOption]:
             quality_rank=6 if fraction < 0.5 else 7,
             risk_reason="removes whole channels/heads/layers; needs fine-tuning to recover accuracy",
             how_to=how, weight_bytes_after=pruned.weight_bytes,
-            detail=f"{what}; weights {_gib(a.model.weight_bytes)} → {_gib(pruned.weight_bytes)}",
+            detail=f"{what}; weights {format_bytes(a.model.weight_bytes)} → {format_bytes(pruned.weight_bytes)}",
         ))
     return out
 
@@ -326,6 +328,3 @@ def _fraction_that_fits(ctx: PlanContext) -> float:
         return 1.0
     return max(0.01, min(1.0, a.fit.budget_bytes / a.estimate.peak_bytes))
 
-
-def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB"

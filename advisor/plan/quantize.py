@@ -19,6 +19,7 @@ from advisor.dtypes import GGML_QUANT_TYPES, bytes_per_element, nbytes
 from advisor.plan.commands import q, sibling
 from advisor.plan.types import Risk
 from advisor.readers.profile import ModelProfile, TensorInfo, summarize_tensors
+from advisor.units import format_bytes
 
 FLOAT_WEIGHTS = frozenset({"float32", "float64"})
 # NOTE: onnxruntime 1.32, onnxruntime/quantization/registry.py: IntegerOpsRegistry (dynamic
@@ -54,8 +55,8 @@ class Transformed:
         n = len(self.touched)
         sample = ", ".join(self.touched[:3]) + (" …" if n > 3 else "")
         return (
-            f"{what}: {n} tensor(s) re-typed ({sample}); weights {_gib(self.weight_bytes_before)} → "
-            f"{_gib(self.weight_bytes_after)}"
+            f"{what}: {n} tensor(s) re-typed ({sample}); weights {format_bytes(self.weight_bytes_before)} → "
+            f"{format_bytes(self.weight_bytes_after)}"
         )
 
 
@@ -349,6 +350,3 @@ def kv_cache_choices(runtime: str) -> list[KvChoice]:
                          "--kv-cache-dtype fp8")]
     return []
 
-
-def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB"

@@ -13,6 +13,7 @@ from advisor.plan.options import PlanContext
 from advisor.plan.quantize import llm_weight_choices, with_tensors
 from advisor.plan.search import Trial, n_gpu_copies, option
 from advisor.plan.types import PlanOption
+from advisor.units import format_bytes
 
 TP_SIZES = (2, 4, 8)
 # Expert tensors: GGUF ``blk.N.ffn_up_exps.weight``; Hugging Face ``model.layers.N.mlp.experts.M.``.
@@ -112,7 +113,7 @@ def _offload_how(ctx: PlanContext, best: Trial, n: int) -> str:
 
 def _host_detail(t: Trial) -> str:
     host = t.estimate.host_bytes or 0
-    return f"GPU {_gib(t.estimate.peak_bytes)}, system RAM {_gib(host + t.extra_host_bytes)}"
+    return f"GPU {format_bytes(t.estimate.peak_bytes)}, system RAM {format_bytes(host + t.extra_host_bytes)}"
 
 
 def _experts_on_cpu(ctx: PlanContext) -> PlanOption | None:
@@ -131,7 +132,7 @@ def _experts_on_cpu(ctx: PlanContext) -> PlanOption | None:
     return option(
         t, kind="offload", title=f"MoE experts on the CPU ({len(experts)} expert tensors)", risk="medium",
         quality_rank=0, risk_reason="expert matmuls run on the CPU: slower, but only the active experts are read",
-        how_to=how, detail=f"experts {_gib(expert_bytes)} in system RAM; " + _host_detail(t),
+        how_to=how, detail=f"experts {format_bytes(expert_bytes)} in system RAM; " + _host_detail(t),
     )
 
 
@@ -157,7 +158,7 @@ def multi_gpu(ctx: PlanContext) -> list[PlanOption]:
                 return [option(
                     t, kind="multi-gpu", title=title, risk="medium", quality_rank=2 if dtype_choice else 0,
                     risk_reason="each GPU holds 1/N of the weights and KV cache; needs fast GPU links",
-                    how_to=_tp_how(ctx, t), detail=f"per GPU {_gib(t.estimate.peak_bytes)}",
+                    how_to=_tp_how(ctx, t), detail=f"per GPU {format_bytes(t.estimate.peak_bytes)}",
                     hardware_name=hw.name,
                 )]
     return []
@@ -239,10 +240,8 @@ def _cloud_option(ctx: PlanContext, t: Trial) -> PlanOption:
         t, kind="cloud", title=title, risk="medium",
         quality_rank=2 if "weights" in title else 0,
         risk_reason=f"costs ${price:.2f} per hour on demand; the model and data leave this machine",
-        how_to=how, detail=f"{gpu_desc}, {h.provider or 'cloud'}; {source}; per GPU {_gib(t.estimate.peak_bytes)}",
+        how_to=how,
+        detail=f"{gpu_desc}, {h.provider or 'cloud'}; {source}; per GPU {format_bytes(t.estimate.peak_bytes)}",
         catalog_date=h.catalog_date,
     )
 
-
-def _gib(n: int) -> str:
-    return f"{n / 1024**3:.2f} GiB"
