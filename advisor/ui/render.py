@@ -12,6 +12,7 @@ the caller has not chosen a platform).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,8 +165,28 @@ def ensure_qapp() -> Any:
     headless = not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
     if headless and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        _quiet_offscreen_warnings()
     _app = QApplication(["memory-advisor"])
     return _app
+
+
+# NOTE: the offscreen platform plugin warns once per shown widget that it "does not support
+# propagateSizeHints()"; rendering a chart for the CLI's report is not worth a warning in the terminal.
+_OFFSCREEN_NOISE = ("does not support propagateSizeHints",)
+
+
+def _quiet_offscreen_warnings() -> None:
+    """Drop the offscreen plugin's known noise; pass every other Qt message on to stderr."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    def handler(kind: QtMsgType, context: object, message: str) -> None:
+        del context
+        if kind == QtMsgType.QtWarningMsg and any(n in message for n in _OFFSCREEN_NOISE):
+            return
+        print(message, file=sys.stderr)
+
+    qInstallMessageHandler(handler)
 
 
 def prepare_offscreen(widget: QWidget, width: int, height: int) -> None:
