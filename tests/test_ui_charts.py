@@ -323,6 +323,25 @@ def test_breakdown_parts_sum_to_the_estimate(chart: BreakdownChart) -> None:
     assert err["x"][0] + err["right"][0] == pytest.approx(est.high_bytes / GIB)
 
 
+def test_breakdown_zooms_in_on_a_small_model(chart: BreakdownChart) -> None:
+    from dataclasses import replace
+
+    from advisor.estimator.types import MIB
+
+    big = make_analysis("cpu")
+    est = replace(big.estimate, weights_bytes=6 * MIB, activation_bytes=5 * MIB, kv_cache_bytes=0,
+                  overhead_bytes=11 * MIB, peak_bytes=22 * MIB, low_bytes=17 * MIB, high_bytes=34 * MIB)
+    small = replace(big, estimate=est, fit=fit(est, big.hardware))
+    chart.set_analysis(small)
+    assert chart.zoomed
+    drawn = sum(bar.opts["width"][0] for bar in chart.bars.values())
+    assert drawn == pytest.approx(22.0)  # in MiB now, so the parts are visible
+    (_x_min, x_max), _ = chart.plot_widget.getPlotItem().viewRange()
+    assert 34 < x_max < 60  # the range's top is on screen, the 32 GiB capacity is not
+    chart.set_analysis(big)
+    assert not chart.zoomed
+
+
 def test_breakdown_gpu_runtime_adds_a_host_ram_bar(chart: BreakdownChart) -> None:
     analysis = make_analysis("cuda", host_gib=3.0)
     chart.set_analysis(analysis)

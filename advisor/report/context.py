@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from advisor._version import __version__
@@ -59,10 +59,10 @@ class ReportImage:
 def utc_timestamp(generated_at: datetime | None) -> datetime:
     """``generated_at`` in UTC (a naive time is taken as UTC); now when None."""
     if generated_at is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if generated_at.tzinfo is None:
-        return generated_at.replace(tzinfo=timezone.utc)
-    return generated_at.astimezone(timezone.utc)
+        return generated_at.replace(tzinfo=UTC)
+    return generated_at.astimezone(UTC)
 
 
 def build_context(

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from advisor.analysis import Analysis
 from advisor.estimator.fit import ram_budget
-from advisor.estimator.types import GIB
+from advisor.estimator.types import GIB, MIB
 from advisor.ui import render as style
 from advisor.units import format_bytes
 
@@ -129,6 +129,8 @@ class BreakdownChart(QWidget):
         pg.setConfigOptions(antialias=True)
         self._analysis: Analysis | None = None
         self.rows: tuple[BarRow, ...] = ()
+        self._unit = GIB  # bytes per axis unit: GiB, or MiB when zoomed on a small model
+        self.zoomed = False
         self.bars: dict[str, pg.BarGraphItem] = {}
         self.capacity_lines: list[pg.PlotDataItem] = []
         self.error_bars: list[pg.ErrorBarItem] = []
@@ -184,6 +186,8 @@ class BreakdownChart(QWidget):
             item.setTitle("No analysis yet", color=colors.text.name())
             return
         item.setTitle(verdict_text(self._analysis), color=colors.text.name(), size="10pt")
+        self._choose_scale()
+        item.setLabel("bottom", "memory", units="MiB" if self._unit == MIB else "GiB")
         n = len(self.rows)
         ys = [float(n - 1 - i) for i in range(n)]  # first row on top
         self._draw_parts(ys)
@@ -191,9 +195,25 @@ class BreakdownChart(QWidget):
         for row, y in zip(self.rows, ys, strict=True):
             x_max = max(x_max, self._draw_row_extras(row, y, colors))
         x_max = max(x_max, 0.1)
+        if self.zoomed:
+            # The model is a sliver of the capacity: show its parts at a readable scale and say where the
+            # capacity is instead of drawing a bar nobody can see.
+            x_max = max(max(r.high_bytes, r.parts_bytes) for r in self.rows) / self._unit * 1.35
+            for row, y in zip(self.rows, ys, strict=True):
+                note = pg.TextItem(f"capacity {format_bytes(row.capacity_bytes)} →", color=colors.text.name(),
+                                   anchor=(1, 0.5))
+                note.setPos(x_max, y)
+                item.addItem(note)
         item.setXRange(-0.01 * x_max, x_max * 1.04, padding=0)
         item.setYRange(-0.5, n - 0.5 + 0.35, padding=0)
         item.layout.activate()  # title and legend changed: settle the layout before the next paint
+
+    def _choose_scale(self) -> None:
+        """Zoom in (and switch to MiB under 1 GiB) when the model needs under 10 % of the smallest capacity."""
+        need = max(max(r.high_bytes, r.parts_bytes) for r in self.rows)
+        capacity = min(r.capacity_bytes for r in self.rows)
+        self.zoomed = capacity > 0 and need < 0.1 * capacity
+        self._unit = MIB if self.zoomed and need < GIB else GIB
 
     def _draw_parts(self, ys: list[float]) -> None:
         """One BarGraphItem per part name across the rows, stacked left to right."""
@@ -205,7 +225,7 @@ class BreakdownChart(QWidget):
         for name in names:
             x0, widths, yy = [], [], []
             for r, row in enumerate(self.rows):
-                size = dict(row.parts).get(name, 0) / GIB
+                size = dict(row.parts).get(name, 0) / self._unit
                 if size > 0:
                     x0.append(starts[r])
                     widths.append(size)
@@ -225,7 +245,7 @@ class BreakdownChart(QWidget):
         """Margin zone, capacity line, range, and labels of one bar; returns its right end (GiB)."""
         item = self.plot_widget.getPlotItem()
         text = colors.text.name()
-        cap, budget = row.capacity_bytes / GIB, row.budget_bytes / GIB
+        cap, budget = row.capacity_bytes / self._unit, row.budget_bytes / self._unit
         half = BAR_HEIGHT / 2 + 0.08
         track = pg.BarGraphItem(
             x0=[0], y=[y], width=[cap], height=BAR_HEIGHT, brush=style.with_alpha(colors.grid, 40), pen=pg.mkPen(None)
@@ -250,7 +270,7 @@ class BreakdownChart(QWidget):
         item.addItem(line)
         self.capacity_lines.append(line)
         self._legend_once(line, "capacity")
-        peak, low, high = row.peak_bytes / GIB, row.low_bytes / GIB, row.high_bytes / GIB
+        peak, low, high = row.peak_bytes / self._unit, row.low_bytes / self._unit, row.high_bytes / self._unit
         if high > low:
             err = pg.ErrorBarItem(
                 x=np.array([peak]),
@@ -273,7 +293,7 @@ class BreakdownChart(QWidget):
         label = pg.TextItem(f"{row.label}  ·  needs {summary}", color=text, anchor=(0, 1))
         label.setPos(0, y + half)
         item.addItem(label)
-        return max(cap, high, row.parts_bytes / GIB)
+        return max(cap, high, row.parts_bytes / self._unit)
 
     def _legend_once(self, item: pg.GraphicsObject, name: str) -> None:
         if name not in [label.text for _, label in self._legend.items]:
