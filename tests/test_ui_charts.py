@@ -208,6 +208,16 @@ def test_memory_plot_records_samples_in_gib(plot: MemoryPlot) -> None:
     assert len(plot.curves[0].getOriginalDataset()[0]) == 6
 
 
+def test_memory_plot_says_why_there_is_no_prediction(plot: MemoryPlot) -> None:
+    plot.add_sample(make_sample(1.0, 9.0))
+    plot.set_prediction(4 * GIB, 3 * GIB, 6 * GIB, "ram", None, "tiny-llm")
+    plot.clear_prediction("drawn when the target is This machine")
+    assert not plot.prediction_line.isVisible()
+    assert plot.status_text().endswith("drawn when the target is This machine")
+    plot.clear_prediction()
+    assert "target" not in plot.status_text()
+
+
 def test_memory_plot_prediction_line_sits_at_current_plus_peak(plot: MemoryPlot) -> None:
     plot.add_sample(make_sample(1.0, 9.0))
     plot.set_prediction(4 * GIB, 3 * GIB, 6 * GIB, "ram", None, "tiny-llm")

@@ -310,7 +310,10 @@ class MainWindow(QMainWindow):
         self.target_bar.show_runtime_used(analysis.runtime)
         prediction = prediction_for(analysis)
         if prediction is None:
-            self.plot.clear_prediction()
+            self.plot.clear_prediction(
+                "the prediction line is drawn when the target is This machine"
+                if not analysis.hardware.is_live else None
+            )
         else:
             self.plot.set_prediction(prediction.peak_bytes, prediction.low_bytes, prediction.high_bytes,
                                      prediction.memory, prediction.gpu_index, prediction.label)

@@ -74,6 +74,7 @@ class MemoryPlot(QWidget):
         self._gpu_key: tuple[tuple[int, str], ...] | None = None
         self._latest: MemorySampleLike | None = None
         self._prediction: Prediction | None = None
+        self._no_prediction_reason: str | None = None
         self._window_s: int | None = DEFAULT_WINDOW_S
         self._paused = False
         self.curves: list[pg.PlotDataItem] = []
@@ -187,8 +188,10 @@ class MemoryPlot(QWidget):
         if not self._paused:
             self._redraw()
 
-    def clear_prediction(self) -> None:
+    def clear_prediction(self, reason: str | None = None) -> None:
+        """Hide the prediction line; ``reason`` (shown in the status line) says why there is none."""
         self._prediction = None
+        self._no_prediction_reason = reason
         self.prediction_line.setVisible(False)
         self._band.setVisible(False)
         if not self._paused:
@@ -342,6 +345,8 @@ class MemoryPlot(QWidget):
             parts += [f"GPU {g.index}: {_gib(g.used_bytes)} / {_gib(g.total_bytes)} GiB" for g in s.gpus]
             if self._prediction is not None:
                 parts.append("the model's GPU is not sampled")
+            elif self._no_prediction_reason:
+                parts.append(self._no_prediction_reason)
             return " · ".join(parts)
         col, total, name = target
         used = s.ram_used_bytes if col == 0 else s.gpus[col - 2].used_bytes
