@@ -243,6 +243,30 @@ def test_export_report_writes_the_file_with_images(make_window: Callable[..., Ma
     assert "data:image/png;base64," in text
 
 
+@pytest.mark.parametrize("suffix", [".pdf", ".md", ".json"])
+def test_export_report_in_every_format(make_window: Callable[..., MainWindow], model_path: Path,
+                                       tight_file: Path, tmp_path: Path, qtbot: QtBot, suffix: str) -> None:
+    w = make_window(file_key(tight_file))
+    with qtbot.waitSignal(w.presenter.planChanged, timeout=WAIT_MS):
+        w.open_path(str(model_path))
+    out = tmp_path / f"report{suffix}"
+    w.ask_report_path = lambda: str(out)  # type: ignore[method-assign]
+    with qtbot.waitSignal(w.presenter.reportWritten, timeout=WAIT_MS), \
+            qtbot.assertNotEmitted(w.presenter.errorOccurred):
+        w.export_action.trigger()
+    data = out.read_bytes()
+    if suffix == ".pdf":
+        import io
+
+        from pypdf import PdfReader
+
+        assert data.startswith(b"%PDF")
+        text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+        assert "mlp" in text
+    else:
+        assert b"mlp" in data
+
+
 def test_geometry_is_saved_and_restored(make_window: Callable[..., MainWindow], tight_file: Path,
                                         qtbot: QtBot, tmp_path: Path) -> None:
     w = make_window(file_key(tight_file))

@@ -91,8 +91,9 @@ def _scan_sparsity(model: Any, progress: ProgressFn, cancel: CancelToken) -> Any
 
 def _write_report(analysis: Any, plan: Any, path: Path, images: dict[str, bytes] | None) -> Path:
     from advisor.report import write_report
+    from advisor.ui.pdf import html_to_pdf
 
-    return Path(write_report(analysis, plan, path, images=images))
+    return Path(write_report(analysis, plan, path, images=images, pdf_renderer=html_to_pdf))
 
 
 @dataclass
