@@ -61,8 +61,8 @@ def main() -> int:
     size = sum(p.stat().st_size for p in folder.iterdir())
     r = measure(folder, args.repeat)
     print(f"model: {folder} ({len(list(folder.glob('*.safetensors')))} shards, {size / 1e9:.0f} GB, sparse)")
-    print(f"params {r['params']:,}  weights {r['bytes'] / 2**30:.1f} GiB  predicted peak on 1×H100 "
-          f"per GPU {r['peak'] / 2**30:.1f} GiB")
+    print(f"params {r['params']:,}  weights {r['bytes'] / 2**30:.1f} GiB  predicted peak on one H100 "
+          f"(pytorch-cuda, no tensor parallel) {r['peak'] / 2**30:.1f} GiB")
     print(f"{'operation':<28}{'best ms':>10}")
     print(f"{'read_model (headers only)':<28}{r['read_s'] * 1e3:>10.1f}")
     print(f"{'estimate + fit':<28}{r['analyze_s'] * 1e3:>10.1f}")
