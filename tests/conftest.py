@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 # NOTE: with no display and no platform set, Qt aborts (exit 134); setdefault keeps a caller's choice
 # (the Xvfb check sets "xcb").
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture
+def model_path(tmp_path: Path) -> Path:
+    """A small ONNX MLP (a few MB) that every front can open."""
+    from tests.builders.onnx_models import mlp
+
+    return mlp(tmp_path / "mlp.onnx", hidden=512, layers=3, in_features=512)
+
+
+@pytest.fixture
+def tight_file(tmp_path: Path) -> Path:
+    """A hardware file (as ``advisor probe --out`` writes) of a laptop with 0.6 GiB of RAM."""
+    from advisor.hardware.catalog import save_hardware_file
+    from tests.builders import hardware as hw
+
+    path = tmp_path / "tight.json"
+    save_hardware_file(hw.laptop(ram_gib=0.6), path)
+    return path

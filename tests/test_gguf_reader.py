@@ -16,6 +16,7 @@ from advisor.errors import ModelFormatError, UnknownDtypeError, UnsupportedForma
 from advisor.readers import read_model
 from advisor.readers.gguf_reader import read_gguf
 from tests.builders.gguf_models import llama_gguf_specs, sparse_gguf, tiny_llama_gguf, write_gguf
+from tests.expect import model_error as _error
 
 # Every ggml type the gguf package knows, with a row length that is whole blocks of it.
 ALL_TYPES = [t for t in GGMLQuantizationType if t in GGML_QUANT_SIZES]
@@ -151,14 +152,6 @@ def test_tensor_data_is_never_read(tmp_path: Path) -> None:
 
 
 # --- corrupt files ---------------------------------------------------------------------------------
-
-
-def _error(path: Path, exc: type[Exception] = ModelFormatError) -> str:
-    with pytest.raises(exc) as info:
-        read_model(path)
-    msg = str(info.value)
-    assert "\n" not in msg and str(path) in msg
-    return msg
 
 
 def _first_tensor_name_at(data: bytes) -> int:

@@ -30,6 +30,7 @@ from tests.builders.safetensors_models import (
     write_safetensors,
     write_sparse_safetensors,
 )
+from tests.expect import model_error as _error
 
 
 def llama_params(n_layers: int, hidden: int, heads: int, kv: int, vocab: int, inter: int, tie: bool) -> int:
@@ -192,14 +193,6 @@ def _raw_file(tmp_path: Path, data: bytes, name: str = "bad.safetensors") -> Pat
     f = tmp_path / name
     f.write_bytes(data)
     return f
-
-
-def _error(path: Path, exc: type[Exception] = ModelFormatError) -> str:
-    with pytest.raises(exc) as info:
-        read_model(path)
-    msg = str(info.value)
-    assert "\n" not in msg and str(path) in msg
-    return msg
 
 
 def test_missing_shard_is_named(tmp_path: Path) -> None:

@@ -13,11 +13,9 @@ from pytestqt.qtbot import QtBot
 
 from advisor.cancel import CancelToken, ProgressFn
 from advisor.estimator.types import Workload
-from advisor.hardware.catalog import save_hardware_file
 from advisor.ui.presenter import THIS_MACHINE, Core, Presenter, device_key, file_key
 from advisor.ui.tasks import ImmediateRunner, TaskRunner
 from tests.builders import hardware as hw
-from tests.builders.onnx_models import mlp
 from tests.test_ui_guard import qt_leak_guard  # noqa: F401 - autouse fixture
 
 BIG_BATCH = 65536  # NOTE: ~525 MiB of activations for the mlp below: more than the tight laptop's budget
@@ -32,18 +30,6 @@ def core_with(machine: Any = None, **overrides: Any) -> Core:
         return machine if key == THIS_MACHINE else real.resolve_target(key)
 
     return dataclasses.replace(real, resolve_target=resolve, **overrides)
-
-
-@pytest.fixture
-def model_path(tmp_path: Path) -> Path:
-    return mlp(tmp_path / "mlp.onnx", hidden=512, layers=3, in_features=512)
-
-
-@pytest.fixture
-def tight_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tight.json"
-    save_hardware_file(hw.laptop(ram_gib=0.6), path)
-    return path
 
 
 @pytest.fixture

@@ -15,14 +15,11 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from advisor.estimator.types import GIB
-from advisor.hardware.catalog import save_hardware_file
 from advisor.hardware.sampler import MemorySample
 from advisor.ui.main_window import WINDOW_SIZE, MainWindow
 from advisor.ui.presenter import Core, Presenter, device_key, file_key
 from advisor.ui.settings import Settings
 from advisor.ui.tasks import TaskRunner
-from tests.builders import hardware as hw
-from tests.builders.onnx_models import mlp
 from tests.test_ui_guard import qt_leak_guard  # noqa: F401 - autouse fixture
 from tests.test_ui_presenter import BIG_BATCH, core_with
 
@@ -43,18 +40,6 @@ class FakeSampler:
 
     def close(self) -> None:
         self.closed = True
-
-
-@pytest.fixture
-def model_path(tmp_path: Path) -> Path:
-    return mlp(tmp_path / "mlp.onnx", hidden=512, layers=3, in_features=512)
-
-
-@pytest.fixture
-def tight_file(tmp_path: Path) -> Path:
-    path = tmp_path / "tight.json"
-    save_hardware_file(hw.laptop(ram_gib=0.6), path)
-    return path
 
 
 @pytest.fixture

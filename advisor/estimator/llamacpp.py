@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from advisor.dtypes import DTYPES, GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
+from advisor.estimator.cuda import CUDA_CONTEXT_BARE_BYTES
 from advisor.estimator.kv_cache import layer_kv_bytes, sliding_layers
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
@@ -227,9 +228,7 @@ def gguf_tensor_bytes(
 
 # --------------------------------------------------------------------------- the runtime
 
-# NOTE: measured on an NVIDIA H100 80GB (driver 580): a bare CUDA driver context, as
-# llama.cpp's ggml-cuda creates it (no torch), shows ≈527 MiB in nvidia-smi.
-CUDA_CONTEXT_BYTES = 527 * MIB
+CUDA_CONTEXT_BYTES = CUDA_CONTEXT_BARE_BYTES  # ggml-cuda creates a bare driver context (no torch)
 # cuBLAS handle + workspace, ggml-cuda's VMM pool for temporaries (f16 conversions of activations,
 # dequantised K/V for flash attention) and lazily loaded kernels. An allowance, not a measurement.
 CUDA_EXTRA_BYTES = 96 * MIB

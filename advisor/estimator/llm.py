@@ -15,6 +15,7 @@ from collections import defaultdict
 from advisor.dtypes import nbytes
 from advisor.errors import WorkloadError
 from advisor.estimator import torch_overhead as to
+from advisor.estimator.cuda import CUDA_CONTEXT_TORCH_BYTES
 from advisor.estimator.kv_cache import MlaLayout, kv_cache_bytes, kv_dtype_name, layer_kv_bytes, sliding_layers
 from advisor.estimator.llamacpp import (
     CUDA_CONTEXT_BYTES,
@@ -153,9 +154,9 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
                      f"each to the GPU when it runs (slow), so one layer ({format_bytes(stream)}) is also on the GPU")
     weights = sum(dev_shares)
     if cuda:
-        overhead = to.CUDA_CONTEXT_TORCH_BYTES + to.CUBLAS_WORKSPACE_BYTES + to.LAZY_KERNELS_BYTES
+        overhead = CUDA_CONTEXT_TORCH_BYTES + to.CUBLAS_WORKSPACE_BYTES + to.LAZY_KERNELS_BYTES
         overhead += to.cuda_reserved_bytes(dev_shares) - weights
-        over_low = to.CUDA_CONTEXT_TORCH_BYTES
+        over_low = CUDA_CONTEXT_TORCH_BYTES
         over_high = to.LAZY_KERNELS_HIGH_BYTES - to.LAZY_KERNELS_BYTES
         notes.append("CUDA context ≈621 MiB (measured through torch on an H100, driver 580, torch 2.11) + cuBLAS "
                      "workspace 32 MiB + lazily loaded kernels; the caching allocator rounds blocks to 512 B and "

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from advisor.estimator.cuda import CUDA_CONTEXT_BARE_BYTES
 from advisor.estimator.types import MIB
 from advisor.readers.profile import TensorInfo
 
@@ -72,8 +73,7 @@ CPU_HALF_OK_OPS: frozenset[str] = frozenset({"Cast", "Shape", "Identity", "Resha
                                              "DequantizeLinear", "Constant"})
 HALF_DTYPES: frozenset[str] = frozenset({"float16", "bfloat16"})
 
-# NOTE: project brief: bare CUDA driver context on an H100, driver 580 = 527 MiB (621 MiB via torch).
-CUDA_CONTEXT_BYTES = 527 * MIB
+CUDA_CONTEXT_BYTES = CUDA_CONTEXT_BARE_BYTES  # onnxruntime's CUDA EP creates a bare driver context
 # NOTE: not measured (no GPU here). cuBLAS default workspace (32 MiB on Hopper, cuBLAS docs
 # "cublasSetWorkspace"), cuBLASLt, cuDNN handle and lazily loaded kernel modules
 # (CUDA_MODULE_LOADING=LAZY by default since CUDA 12.2): a judgement of 64-600 MiB, 160 MiB centre.

@@ -21,9 +21,6 @@ from advisor.estimator.llamacpp import is_linear_weight, tensor_role
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 
-# NOTE: measured on an NVIDIA H100 80GB (driver 580, torch 2.11, CUDA 12.x): nvidia-smi's memory
-# for a Python process after ``torch.cuda.init()`` and a first 1-element tensor: ≈621 MiB.
-CUDA_CONTEXT_TORCH_BYTES = 621 * MIB
 # NOTE: torch's default cuBLAS workspace (aten/src/ATen/cuda/CublasHandlePool.cpp,
 # getChosenWorkspaceSize): ":4096:8" = 32 MiB on Hopper (sm90), ":4096:2:16:8" ≈ 8.1 MiB before.
 # It is allocated through the caching allocator on the first matmul.

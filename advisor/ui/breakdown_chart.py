@@ -308,10 +308,6 @@ class BreakdownChart(QWidget):
         super().changeEvent(event)
 
     def _apply_palette(self) -> None:
-        colors = style.palette_colors(self)
-        style.style_plot(self.plot_widget, colors)
-        self._legend.setLabelTextColor(colors.text)
-        self._legend.setBrush(pg.mkBrush(None))
-        self._legend.setPen(pg.mkPen(None))
+        style.style_plot_and_legend(self, self.plot_widget, self._legend)
         if self.rows:
             self._draw()

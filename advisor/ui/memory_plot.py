@@ -372,11 +372,7 @@ class MemoryPlot(QWidget):
         super().changeEvent(event)
 
     def _apply_palette(self) -> None:
-        colors = style.palette_colors(self)
-        style.style_plot(self.plot_widget, colors)
-        self._legend.setLabelTextColor(colors.text)
-        self._legend.setBrush(pg.mkBrush(None))
-        self._legend.setPen(pg.mkPen(None))
+        colors = style.style_plot_and_legend(self, self.plot_widget, self._legend)
         vermillion = style.PREDICTION_COLOR
         self.prediction_line.setPen(pg.mkPen(vermillion, width=2, style=Qt.PenStyle.DashLine))
         self.prediction_line.label.setColor(colors.text)

@@ -103,6 +103,16 @@ def style_plot(plot_widget: pg.PlotWidget, colors: PaletteColors) -> None:
     item.titleLabel.setAttr("color", colors.text.name())
 
 
+
+def style_plot_and_legend(widget: QWidget, plot_widget: Any, legend: Any) -> PaletteColors:
+    """Style a chart and its legend from ``widget`` 's palette (light or dark); returns the colors used."""
+    colors = palette_colors(widget)
+    style_plot(plot_widget, colors)
+    legend.setLabelTextColor(colors.text)
+    legend.setBrush(pg.mkBrush(None))
+    legend.setPen(pg.mkPen(None))
+    return colors
+
 def image_to_png(image: QImage) -> bytes:
     """Encode a QImage as PNG bytes."""
     data = QByteArray()
