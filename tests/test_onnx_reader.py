@@ -17,7 +17,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from advisor.errors import ModelFormatError
-from advisor.readers.onnx_reader import load_skeleton, read_onnx
+from advisor.readers.onnx_reader import read_onnx
+from advisor.readers.onnx_skeleton import load_skeleton
 from tests.builders import onnx_models as om
 
 # -- an independent reference: onnx.load + numpy_helper over every stored tensor ---------------

@@ -236,7 +236,7 @@ _skeleton_lock = threading.Lock()
 
 
 def _skeleton(path: str) -> onnx.ModelProto:
-    from advisor.readers.onnx_reader import load_skeleton
+    from advisor.readers.onnx_skeleton import load_skeleton
 
     try:
         st = Path(path).stat()

@@ -6,7 +6,7 @@ names take ``seq_len`` (or ``context``); height/width-like names take ``image_si
 stays unknown is set to 1 and reported, never guessed silently.
 
 The concrete shapes are written into a copy of the model's skeleton (structure without weight
-data, :func:`advisor.readers.onnx_reader.load_skeleton`) and ``onnx.shape_inference`` with data
+data, :func:`advisor.readers.onnx_skeleton.load_skeleton`) and ``onnx.shape_inference`` with data
 propagation resolves output dims that are expressions of input dims (Concat along a symbolic
 axis, Reshape to -1). The result is cached per (path, mtime, shapes): the plan re-estimates the
 same model many times (a binary search over batch).

@@ -117,7 +117,7 @@ def weight_slots(profile: ModelProfile, ops: tuple[str, ...]) -> WeightSlots | N
     model's structure cannot be read (the plan then goes by ``TensorInfo.consumers``).
     """
     from advisor.errors import AdvisorError
-    from advisor.readers.onnx_reader import load_skeleton
+    from advisor.readers.onnx_skeleton import load_skeleton
 
     try:
         model = load_skeleton(Path(profile.path), keep_data_bytes=0)

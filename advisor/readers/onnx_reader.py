@@ -2,19 +2,15 @@
 
 :func:`read_onnx` walks the protobuf encoding of an ``mmap`` of the file (see
 :mod:`advisor.readers.onnx_wire`): weights are measured (dims × element size, and where their data
-sits) but never copied, so a 2 GB model is profiled in a few MB. :func:`load_skeleton` gives other
-parts of the advisor a real ``onnx.ModelProto`` for shape inference, with the data of big tensors
-left out. Field numbers are those of ``onnx/onnx.proto`` (onnx 1.23).
+sits) but never copied, so a 2 GB model is profiled in a few MB. For shape inference,
+:func:`advisor.readers.onnx_skeleton.load_skeleton` gives a real ``onnx.ModelProto`` with the data
+of big tensors left out. Field numbers are those of ``onnx/onnx.proto`` (onnx 1.23).
 """
 
 from __future__ import annotations
 
 import math
-import mmap
-import os
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -22,21 +18,22 @@ from advisor.dtypes import ONNX_DTYPES, nbytes, onnx_dtype
 from advisor.errors import ModelFormatError, UnknownDtypeError
 from advisor.readers.onnx_wire import (
     LEN,
+    TENSOR_DATA_FIELDS,
     VARINT,
     Buffer,
     Field,
     WireError,
     expect,
     iter_fields,
+    mapped_onnx,
     read_ints,
     read_str,
-    rewrite,
     to_signed64,
 )
 from advisor.readers.profile import ModelProfile, TensorInfo, TensorSpec, layer_index, summarize_tensors
 
 if TYPE_CHECKING:
-    import onnx
+    pass
 
 # Graph names exporters write when the person gave none; the file stem says more.
 _GENERIC_NAMES = frozenset({
@@ -47,9 +44,6 @@ _MAX_DEPTH = 64  # nested subgraphs; real models use a handful, a corrupt file c
 _SHORT_DOC_CHARS = 300  # model doc_strings up to this long go into metadata
 _STRING = 8  # TensorProto.STRING: no fixed element size, not counted as weights
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
-# TensorProto fields that hold data: float_data, int32_data, string_data, int64_data, raw_data,
-# double_data, uint64_data.
-_DATA_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
 # Typed fields whose packed bytes are the little-endian values themselves, for these dtypes.
 _FIXED_WIDTH = {4: ("float32", "complex64"), 10: ("float64", "complex128")}
 
@@ -174,7 +168,7 @@ class _Walk:
             elif g.number == 13:
                 key, value = self.string_entry(g)
                 external[key] = value
-            elif g.number in _DATA_FIELDS and (data is None or g.number == 9):
+            elif g.number in TENSOR_DATA_FIELDS and (data is None or g.number == 9):
                 data = g
         return _Tensor(name, data_type, tuple(dims), data, external, location)
 
@@ -322,23 +316,6 @@ class _Walk:
         return tuple(dims)
 
 
-@contextmanager
-def _mapped(path: Path) -> Iterator[tuple[mmap.mmap, int]]:
-    """The file as a read-only mmap; OS errors and empty files become ModelFormatError."""
-    try:
-        with path.open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size == 0:
-                raise ModelFormatError("empty file, not an ONNX model", path)
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read: {exc.strerror or exc}", path) from None
-    try:
-        yield mm, size
-    finally:
-        mm.close()
-
-
 def _model_fields(walk: _Walk) -> dict[str, Any]:
     """The ModelProto's own fields; the graph is walked, the rest is small."""
     buf, out = walk.buf, dict[str, Any](opsets={}, metadata={}, functions=[])
@@ -382,7 +359,7 @@ def read_onnx(path: Path) -> ModelProfile:
             is missing, too short, or outside the model's folder.
     """
     path = Path(path)
-    with _mapped(path) as (mm, size):
+    with mapped_onnx(path) as (mm, size):
         walk = _Walk(path, mm, size)
         try:
             model = _model_fields(walk)
@@ -434,82 +411,3 @@ def read_onnx(path: Path) -> ModelProfile:
         metadata=metadata,
         notes=tuple(notes),
     )
-
-
-class _Skeleton:
-    """Re-encodes a ModelProto with the data of big tensors left out (dims, type, name kept).
-
-    Which fields can hold tensors, from onnx.proto: ModelProto.graph (7), training_info (20),
-    functions (25); GraphProto.node (1), initializer (5), sparse_initializer (15);
-    NodeProto.attribute (5); AttributeProto.t/g/tensors/graphs/sparse_tensor(s) (5, 6, 10, 11, 22,
-    23); SparseTensorProto.values/indices (1, 2); TrainingInfoProto graphs (1, 2); FunctionProto.node (7).
-    """
-
-    def __init__(self, keep_data_bytes: int) -> None:
-        self.keep = keep_data_bytes
-        g, node, tensor, sparse = self.graph, self.node, self.tensor, self.sparse
-        self.model_h = {7: g, 20: self.training, 25: self.function}
-        self.graph_h = {1: node, 5: tensor, 15: sparse}
-        self.attr_h = {5: tensor, 6: g, 10: tensor, 11: g, 22: sparse, 23: sparse}
-
-    def model(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, self.model_h)
-
-    def graph(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, self.graph_h)
-
-    def node(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {5: self.attribute})
-
-    def attribute(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, self.attr_h)
-
-    def sparse(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {1: self.tensor, 2: self.tensor})
-
-    def training(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {1: self.graph, 2: self.graph})
-
-    def function(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {7: self.node})
-
-    def tensor(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        """Drop a tensor's data fields when they hold more than ``keep_data_bytes``."""
-        fields = list(iter_fields(buf, start, end))
-        if sum(f.end - f.start for f in fields if f.number in _DATA_FIELDS) <= self.keep:
-            return None
-        return b"".join(bytes(buf[f.tag_start:f.end]) for f in fields if f.number not in _DATA_FIELDS)
-
-
-def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto:
-    """The model's full structure as an ``onnx.ModelProto``, without the data of big tensors.
-
-    Tensors (initializers, Constant values, tensor attributes, in subgraphs too) whose stored data
-    exceeds ``keep_data_bytes`` keep their name, dims and type but lose their data; small ones
-    (Reshape shapes, axes) keep it, so ``onnx.shape_inference.infer_shapes(..., data_prop=True)``
-    gives the same shapes as on the full model. External-data references are kept as they are; the
-    external files are never opened. Peak memory is about the size of the structure, not the file.
-
-    Raises:
-        ModelFormatError: the file is empty, not ONNX, truncated or corrupt.
-    """
-    import onnx  # lazy: read_onnx does not need the onnx package at all
-    from google.protobuf.message import DecodeError
-
-    path = Path(path)
-    with _mapped(path) as (mm, size):
-        try:
-            data = _Skeleton(keep_data_bytes).model(mm, 0, size)
-            if data is None:
-                data = bytes(mm)  # nothing big to drop: the file is its own skeleton
-        except WireError as exc:
-            raise ModelFormatError(f"not a valid ONNX file (corrupt or truncated protobuf: {exc})",
-                                   path) from None
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except (DecodeError, ValueError) as exc:
-        raise ModelFormatError(f"not a valid ONNX file ({exc})", path) from None
-    if not model.HasField("graph"):
-        raise ModelFormatError("no graph: not an ONNX model (or an empty one)", path)
-    return model

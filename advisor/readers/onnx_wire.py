@@ -14,8 +14,13 @@ numbers are in ``onnx/onnx.proto`` (onnx 1.23). This module knows nothing about 
 from __future__ import annotations
 
 import mmap
+import os
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
+
+from advisor.errors import ModelFormatError
 
 # Wire types (https://protobuf.dev/programming-guides/encoding/#structure).
 VARINT = 0
@@ -192,3 +197,25 @@ def rewrite(buf: Buffer, start: int, end: int, handlers: Mapping[int, Rewriter])
             parts.append(encode_len_field(f.number, new))
             changed = True
     return b"".join(parts) if changed else None
+
+
+# TensorProto fields that hold element data (float_data, int32_data, string_data, int64_data,
+# raw_data, double_data, uint64_data in onnx.proto): measured or dropped, never copied.
+TENSOR_DATA_FIELDS = frozenset({4, 5, 6, 7, 9, 10, 11})
+
+
+@contextmanager
+def mapped_onnx(path: Path) -> Iterator[tuple[mmap.mmap, int]]:
+    """The file as a read-only mmap; OS errors and empty files become ModelFormatError."""
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise ModelFormatError("empty file, not an ONNX model", path)
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read: {exc.strerror or exc}", path) from None
+    try:
+        yield mm, size
+    finally:
+        mm.close()

@@ -1,0 +1,95 @@
+"""The structure of an ONNX model as an ``onnx.ModelProto``, without the data of its big tensors.
+
+Shape inference and the liveness walk need the graph, never the weights: :func:`load_skeleton`
+re-encodes the file with big tensors' data left out (see :mod:`advisor.readers.onnx_wire`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from advisor.errors import ModelFormatError
+from advisor.readers.onnx_wire import TENSOR_DATA_FIELDS, Buffer, WireError, iter_fields, mapped_onnx, rewrite
+
+if TYPE_CHECKING:
+    import onnx
+
+
+class _Skeleton:
+    """Re-encodes a ModelProto with the data of big tensors left out (dims, type, name kept).
+
+    Which fields can hold tensors, from onnx.proto: ModelProto.graph (7), training_info (20),
+    functions (25); GraphProto.node (1), initializer (5), sparse_initializer (15);
+    NodeProto.attribute (5); AttributeProto.t/g/tensors/graphs/sparse_tensor(s) (5, 6, 10, 11, 22,
+    23); SparseTensorProto.values/indices (1, 2); TrainingInfoProto graphs (1, 2); FunctionProto.node (7).
+    """
+
+    def __init__(self, keep_data_bytes: int) -> None:
+        self.keep = keep_data_bytes
+        g, node, tensor, sparse = self.graph, self.node, self.tensor, self.sparse
+        self.model_h = {7: g, 20: self.training, 25: self.function}
+        self.graph_h = {1: node, 5: tensor, 15: sparse}
+        self.attr_h = {5: tensor, 6: g, 10: tensor, 11: g, 22: sparse, 23: sparse}
+
+    def model(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, self.model_h)
+
+    def graph(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, self.graph_h)
+
+    def node(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {5: self.attribute})
+
+    def attribute(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, self.attr_h)
+
+    def sparse(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {1: self.tensor, 2: self.tensor})
+
+    def training(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {1: self.graph, 2: self.graph})
+
+    def function(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        return rewrite(buf, start, end, {7: self.node})
+
+    def tensor(self, buf: Buffer, start: int, end: int) -> bytes | None:
+        """Drop a tensor's data fields when they hold more than ``keep_data_bytes``."""
+        fields = list(iter_fields(buf, start, end))
+        if sum(f.end - f.start for f in fields if f.number in TENSOR_DATA_FIELDS) <= self.keep:
+            return None
+        return b"".join(bytes(buf[f.tag_start:f.end]) for f in fields if f.number not in TENSOR_DATA_FIELDS)
+
+
+def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto:
+    """The model's full structure as an ``onnx.ModelProto``, without the data of big tensors.
+
+    Tensors (initializers, Constant values, tensor attributes, in subgraphs too) whose stored data
+    exceeds ``keep_data_bytes`` keep their name, dims and type but lose their data; small ones
+    (Reshape shapes, axes) keep it, so ``onnx.shape_inference.infer_shapes(..., data_prop=True)``
+    gives the same shapes as on the full model. External-data references are kept as they are; the
+    external files are never opened. Peak memory is about the size of the structure, not the file.
+
+    Raises:
+        ModelFormatError: the file is empty, not ONNX, truncated or corrupt.
+    """
+    import onnx  # lazy: read_onnx does not need the onnx package at all
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    with mapped_onnx(path) as (mm, size):
+        try:
+            data = _Skeleton(keep_data_bytes).model(mm, 0, size)
+            if data is None:
+                data = bytes(mm)  # nothing big to drop: the file is its own skeleton
+        except WireError as exc:
+            raise ModelFormatError(f"not a valid ONNX file (corrupt or truncated protobuf: {exc})",
+                                   path) from None
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError) as exc:
+        raise ModelFormatError(f"not a valid ONNX file ({exc})", path) from None
+    if not model.HasField("graph"):
+        raise ModelFormatError("no graph: not an ONNX model (or an empty one)", path)
+    return model
