@@ -132,3 +132,13 @@ def test_no_subcommand_without_display_prints_analysis(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "no display" in proc.stderr
     assert proc.stdout.splitlines()[0].startswith(("FITS", "DOES NOT FIT"))
+
+
+def test_a_folder_holding_one_onnx_model_is_analyzed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    onnx_models.cnn(folder / "model.onnx")
+    rc, out, err = _run(capsys, "plan", str(folder), "--device", "rpi5-8gb", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["model"]["format"] == "onnx" and doc["options"]
