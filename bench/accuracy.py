@@ -1,10 +1,12 @@
 """Accuracy of the ONNX peak-memory estimator against onnxruntime CPU, measured.
 
     python bench/accuracy.py            # full set (~10 min on 2 cores)
-    python bench/accuracy.py --quick    # a subset (~2 min)
+    python bench/accuracy.py --quick    # a subset (~3 min)
+    python bench/accuracy.py --no-torch # only the hand-built graphs (torch models need `pip install torch`)
 
-Builds a varied model set in a temporary folder (tests/builders/onnx_models.py plus the builders
-below), predicts each case with ``advisor.estimator.estimate`` and measures it with
+Builds a varied model set in a temporary folder (tests/builders/onnx_models.py, the builders
+below, and torch-exported models from bench/torch_models.py when torch imports), predicts each
+case with ``advisor.estimator.estimate`` and measures it with
 ``bench/ort_measure.py`` in ONE fresh subprocess per case (see that file for the exact baseline:
 VmRSS after ``import onnxruntime, numpy`` and building the input arrays; peak = VmHWM after
 session creation + 2 runs − baseline). Prints predicted vs measured, the signed error, whether
@@ -31,6 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from advisor.estimator import estimate  # noqa: E402
 from advisor.estimator.onnx_estimate import _skeleton, graph_memory  # noqa: E402
@@ -172,6 +175,26 @@ def cases() -> list[Case]:
     ]
 
 
+def torch_cases() -> list[Case]:
+    """Models exported by torch (bench/torch_models.py); empty when torch is not installed."""
+    try:
+        import torch_models as tm
+    except ImportError:
+        return []
+    img = {"image_size": 224}
+    return [
+        Case("t-resnet18", tm.resnet18, _b(1, 8, 32, **img), True),
+        Case("t-mobilenet_v2", tm.mobilenet_v2, _b(1, 16, **img) + _b(4, image_size=320)),
+        Case("t-unet", tm.unet, _b(1, 4, image_size=256) + _b(2, image_size=384), True),
+        Case("t-vit_small", tm.vit_small, _b(1, 8, 32)),
+        Case("t-vit_small fp16", lambda p: tm.vit_small(p, half=True), _b(1, 8)),
+        Case("t-bert6", tm.bert, _b(1, 8, seq_len=128) + _b(4, seq_len=512), True),
+        Case("t-bert6 fp16", lambda p: tm.bert(p, half=True), _b(1, seq_len=128) + _b(4, seq_len=512)),
+        Case("t-gpt2", tm.gpt2, _b(1, seq_len=128) + _b(4, seq_len=256) + _b(1, seq_len=1024)),
+        Case("t-lstm_lm", tm.lstm_lm, _b(1, 16, seq_len=256), True),
+    ]
+
+
 def feeds_for(path: Path, workload: Workload) -> tuple[dict[str, list[int]], dict[str, str]]:
     """Concrete input shapes (as the estimator resolved them) and numpy dtypes for the measurer."""
     skeleton = _skeleton(str(path))
@@ -206,25 +229,25 @@ def _measure(path: Path, shapes: dict[str, list[int]], dtypes: dict[str, str]) -
     return out
 
 
-def run(quick: bool) -> int:
+def run(quick: bool, use_torch: bool, only: str | None) -> int:
     hw = HardwareProfile(name="bench", source="probe", kind="this-machine", memory_total_bytes=24 * 1024 * MIB)
     rows: list[tuple[float, bool]] = []
-    print(f"{'model':20s} {'workload':16s} {'weights':>8s} {'measured':>9s} {'predicted':>9s} {'err':>7s}"
+    print(f"{'model':20s} {'workload':18s} {'weights':>8s} {'measured':>9s} {'predicted':>9s} {'err':>7s}"
           f" {'low..high':>15s} in  {'w-only':>7s} {'sum-all':>7s}  noise")
     with tempfile.TemporaryDirectory(prefix="advisor-bench-") as tmp:
-        for case in cases():
-            if quick and not case.quick:
+        for case in cases() + (torch_cases() if use_torch else []):
+            if (quick and not case.quick) or (only and not case.name.startswith(only)):
                 continue
             path = case.build(Path(tmp) / f"{case.name.replace(' ', '_')}.onnx")
             profile = read_onnx(path)
             for wl in case.workloads:
                 shapes, dtypes = feeds_for(path, wl)
                 est = estimate(profile, wl, "onnxruntime-cpu", hw)
-                label = ",".join(f"{k}={v}" for k, v in shapes.items() if v)[:16]
+                label = next((f"{k[:5]}={'x'.join(map(str, v))}" for k, v in shapes.items() if v), "")[:18]
                 results = [_measure(path, shapes, dtypes) for _ in range(REPEATS)]
                 failed = [r["error"] for r in results if "error" in r]
                 if failed:
-                    print(f"{case.name:20s} {label:16s} MEASUREMENT FAILED: {failed[0]}")
+                    print(f"{case.name:20s} {label:18s} MEASUREMENT FAILED: {failed[0]}")
                     continue
                 peaks = [int(r["peak_bytes"]) for r in results]
                 meas = int(statistics.mean(peaks))
@@ -234,7 +257,7 @@ def run(quick: bool) -> int:
                 rows.append((err, inside))
                 w_only = (profile.weight_bytes - meas) / meas
                 sum_all = (naive(path, wl, profile.weight_bytes) - meas) / meas
-                print(f"{case.name:20s} {label:16s} {profile.weight_bytes / MIB:7.1f}M {meas / MIB:8.1f}M "
+                print(f"{case.name:20s} {label:18s} {profile.weight_bytes / MIB:7.1f}M {meas / MIB:8.1f}M "
                       f"{est.peak_bytes / MIB:8.1f}M {err:+7.1%} "
                       f"{est.low_bytes / MIB:7.0f}..{est.high_bytes / MIB:<7.0f}"
                       f" {'yes' if inside else 'NO '} {w_only:+7.0%} {sum_all:+7.0%}  ±{spread / 2:.0%}", flush=True)
@@ -248,6 +271,9 @@ def run(quick: bool) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description="ONNX peak-memory estimator vs onnxruntime CPU, measured")
     ap.add_argument("--quick", action="store_true", help="a subset of the models")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="skip the torch-exported models (they need torch; skipped anyway without it)")
+    ap.add_argument("--only", help="only the cases whose name starts with this")
     args = ap.parse_args()
     t0 = time.monotonic()
     import onnxruntime
@@ -256,7 +282,7 @@ def main() -> int:
     print("baseline = VmRSS after `import onnxruntime, numpy` + building the input arrays; "
           "measured = VmHWM after session + 2 runs − baseline;\n"
           f"each case measured {REPEATS}× in fresh processes: mean shown, 'in' = every one inside [low, high]\n")
-    rc = run(args.quick)
+    rc = run(args.quick, not args.no_torch, args.only)
     print(f"\nwall time {time.monotonic() - t0:.0f} s")
     return rc
 

@@ -134,8 +134,10 @@ def activation_peak(
             if k == 0 and src is not None and s.op_type in VIEW_OPS:
                 alias = True
             else:
+                # a graph output gets its own buffer (ORT plans it ``kAllocateOutput``, never reused)
                 alias = (k == 0 and inplace and src is not None and s.op_type in INPLACE_OPS
-                         and root_last[src] == i and src not in pinned and root_size[src] == size)
+                         and root_last[src] == i and src not in pinned and root_size[src] == size
+                         and out not in outputs)
             if alias and src is not None:
                 root[out] = src
                 root_last[src] = max(root_last[src], last_use.get(out, i))

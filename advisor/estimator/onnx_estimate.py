@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,8 +49,13 @@ class GraphMemory:
         weight_copies: weight name → how many copies ORT's CPU pre-packing keeps (only names
             with more than one).
         subgraph_weights: weights that live inside If/Loop/Scan bodies.
+        nchwc_weights: Conv filters ORT's x86 NCHWc layout transformer reorders (see
+            :func:`advisor.estimator.ort_overhead.nchwc_filter`).
         arena_touched_bytes / arena_reserved_bytes: the BFC arena after one run (simulated).
-        pattern_block_bytes: the memory-pattern block used from the second run on (simulated).
+        pattern_block_bytes: the memory-pattern block used from the second run on (simulated;
+            the midpoint of the two below).
+        pattern_low_bytes / pattern_high_bytes: that block without / with graph outputs and kernel
+            scratch placed in it (both behaviours were measured, see ``graph_memory``).
     """
 
     peak_bytes: int
@@ -64,9 +69,12 @@ class GraphMemory:
     has_conv: bool
     weight_copies: dict[str, int] = field(default_factory=dict)
     subgraph_weights: frozenset[str] = frozenset()
+    nchwc_weights: frozenset[str] = frozenset()
     arena_touched_bytes: int = 0
     arena_reserved_bytes: int = 0
     pattern_block_bytes: int = 0
+    pattern_low_bytes: int = 0
+    pattern_high_bytes: int = 0
     heap_run_bytes: int = 0
 
 
@@ -111,6 +119,8 @@ class _Walker:
         self.has_conv = False
         self.uses: dict[str, list[str]] = {}
         self.sub_weights: set[str] = set()
+        self.nchwc: set[str] = set()
+        self.init_dims: dict[str, tuple[int, int, int]] = {}
         self._collect(model.graph, 0)
 
     def _collect(self, g: onnx.GraphProto, depth: int) -> None:
@@ -123,6 +133,8 @@ class _Walker:
         for t in g.initializer:
             self.weights.add(t.name)
             self.weight_bytes[t.name] = _init_bytes(t)
+            self.init_dims[t.name] = (len(t.dims), t.dims[0] if t.dims else 0,
+                                      t.dims[1] if len(t.dims) > 1 else 0) if t.data_type == 1 else (0, 0, 0)
             if depth:
                 self.sub_weights.add(t.name)
         for sp in g.sparse_initializer:
@@ -147,6 +159,10 @@ class _Walker:
         for node in g.node:
             self.n_nodes += 1
             self.has_conv |= node.op_type in ("Conv", "ConvTranspose")
+            if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in self.init_dims:
+                group = next((a.i for a in node.attribute if a.name == "group"), 1)
+                if ort.nchwc_filter(self.init_dims[node.input[1]], group):
+                    self.nchwc.add(node.input[1])
             ins = [n for n in node.input if n]
             for n in ins:
                 self.uses.setdefault(n, []).append(node.op_type)
@@ -215,7 +231,19 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
     sizes = w.sizes({v.name for v in (*g.input, *g.output)} - w.weights)
     dropped = sum(w.weight_bytes.get(n, 0) for n in w.fold_in)
     touched, reserved, small = ort.bfc_touched_bytes(full.buffers)
-    pattern_block = ort.pattern_block_bytes(full.buffers)
+    # ORT's memory pattern should hold only the OrtValues the first run traced: graph outputs
+    # (``kAllocateOutput``) and kernels' own scratch (RNN gates, subgraph sessions) are not traced
+    # (onnxruntime/core/framework/execution_frame.cc ``TraceAllocate``). NOTE: bench, second-run
+    # growth: t-gpt2 4×256 adds 47 MiB (non-output peak 40 MiB, 202 with its logits), t-lstm_lm
+    # 16×256 adds 17 MiB (not its 312 MiB logits + gates) — but the hand-built transformer-512x4
+    # adds 76/320 MiB at batch 8/32 (its peak with the logits: 66/266) and gru-512 its gate
+    # buffers. Which graphs get which is not understood: the centre is the midpoint, the range
+    # spans both (``pattern_low_bytes`` / ``pattern_high_bytes``).
+    bare = [replace(s, scratch_bytes=0) for s in steps]
+    traced = w.peak(g, bare, count_inputs=count_inputs, drop_outputs=True)
+    pattern_low = ort.pattern_block_bytes(b for b in traced.buffers if not b[3])
+    pattern_high = max(pattern_low, ort.pattern_block_bytes(full.buffers))
+    pattern_block = (pattern_low + pattern_high) // 2
     return GraphMemory(
         peak_bytes=full.peak_bytes,
         pattern_bytes=pattern.peak_bytes,
@@ -225,8 +253,9 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
         fold_extra_bytes=max(0, w.fold_out - dropped),
         n_nodes=w.n_nodes, unknown_tensors=len(w.unknown), has_conv=w.has_conv,
         weight_copies=ort.prepack_copies(w.uses, w.weights), subgraph_weights=frozenset(w.sub_weights),
+        nchwc_weights=frozenset(w.nchwc),
         arena_touched_bytes=touched, arena_reserved_bytes=reserved,
-        pattern_block_bytes=pattern_block,
+        pattern_block_bytes=pattern_block, pattern_low_bytes=pattern_low, pattern_high_bytes=pattern_high,
         heap_run_bytes=small + (pattern_block if pattern_block <= ort.MMAP_THRESHOLD_MAX_BYTES else 0),
     )
 
@@ -267,7 +296,9 @@ def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
         WorkloadError: an explicit input shape names a missing input or has the wrong rank.
         ModelFormatError: the model file cannot be read.
     """
-    del hardware  # NOTE: ORT's CPU and CUDA behaviour does not depend on the target's size
+    # NOTE: ORT's behaviour does not depend on the target's size; only x86-64 CPUs get NCHWc
+    # (MLAS reports an NCHWc block size only there: onnxruntime/core/mlas/lib/snchwc.cpp).
+    x86 = (hardware.cpu.arch or "x86_64").lower() in ("x86_64", "amd64", "x86", "i686")
     skeleton = _skeleton(profile.path)
     ins = resolve_inputs(skeleton, workload, profile.path)
     inferred, problem = infer_shapes(skeleton, ins.shapes, profile.path)
@@ -284,7 +315,8 @@ def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
         wide = max(wide, 1.5)
     wt = ort.weight_terms(profile.tensors, runtime, fold_extra_bytes=gm.fold_extra_bytes,
                           external_files=profile.files[1:], copies=gm.weight_copies,
-                          subgraph_weights=gm.subgraph_weights)
+                          subgraph_weights=gm.subgraph_weights,
+                          nchwc_weights=gm.nchwc_weights if x86 and not cuda else frozenset())
     session = ort.session_bytes(runtime, gm.n_nodes)
     p = _cuda(wt, gm, session, wide, notes) if cuda else _cpu(wt, gm, session, wide, notes)
     return Estimate(runtime=runtime, device="cuda" if cuda else "cpu", weights_bytes=p.weights_bytes,
@@ -317,10 +349,11 @@ def _cpu(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
     # one case differ by up to ±15 % (heap reuse depends on thread timing), and ORT's graph
     # optimizer (fusions) and pattern planner differ from the plain liveness walk by up to ~35 %.
     low = wt.resident_bytes + int(0.8 * session) + max(wt.retained_bytes // 4, int(0.8 * gm.peak_bytes))
-    high = wt.resident_bytes + int(1.3 * session) + wt.load_extra_high_bytes + int(run * 1.4 * wide)
+    run_high = gm.arena_touched_bytes + gm.pattern_high_bytes
+    high = wt.resident_bytes + int(1.3 * session) + wt.load_extra_high_bytes + int(run_high * 1.4 * wide)
     activations = run
     notes.append(f"weights {_mib(wt.resident_bytes)} resident after load"
-                 + (f" (incl. {_mib(wt.upcast_bytes)} float32 copies of half-precision weights: "
+                 + (f" (incl. +{_mib(wt.upcast_bytes)} for float32 copies of half-precision weights: "
                     "the CPU runtime has no fp16 kernels for them)" if wt.upcast_bytes else ""))
     notes.append(f"activations: liveness peak {_mib(gm.peak_bytes)}; the arena touches ~{_mib(gm.arena_touched_bytes)} "
                  f"in the first run, the memory-pattern block adds {_mib(gm.pattern_block_bytes)} from the second")

@@ -18,7 +18,10 @@ Mechanisms, CPU (``onnxruntime-cpu``):
   Weights stored in external data files are memory-mapped (no protobuf copy).
 * **fp16/bf16 weights**: the CPU EP has no half-precision kernels for most ops (MatMul, Gemm, Conv,
   Add ...), so ``InsertCastTransformer`` adds Casts to float and constant folding turns the
-  weights into float32 copies: resident ≈ original + 2× (the float32 copy).
+  weights into float32 initializers that replace the originals: resident ≈ 2× the fp16 bytes,
+  and the freed fp16 original (plus the folded float32 copy, once pre-packed) stay in the heap.
+* **NCHWc** (x86-64, ``ORT_ENABLE_ALL``): Conv filters are reordered into new initializers; the
+  originals are freed after the optimizer, two extra copies at load (see ``NCHWC_SMALL_EXTRA``).
 * **Activations**: the first run allocates from the BFC arena (freed chunks stay in the arena);
   from the second run on, the memory pattern reserves one block of the planned peak *in
   addition* (``IAllocator::Reserve`` bypasses the arena chunks). Only touched
@@ -99,7 +102,8 @@ class WeightTerms:
             ``retained_bytes`` plus the largest tensor too big for the heap (freed at once).
         retained_bytes: freed load blocks that stay in glibc's heap after load (reusable by the run).
         load_extra_high_bytes: the same, upper bound (a whole second copy of the weights).
-        upcast_bytes: float32 copies of half-precision weights (CPU).
+        upcast_bytes: what float32 copies of half-precision weights add (CPU): the copy (2×) replaces
+            the fp16 original, so +1× their stored bytes.
     """
 
     stored_bytes: int
@@ -115,6 +119,34 @@ class WeightTerms:
 # its own protobuf, OrtValue and pre-packed copies), and a run at batch 2048 adds only 16 MiB on
 # top: the extra copies are freed heap the run reuses. 4 is the middle.
 SUBGRAPH_WEIGHT_COPIES = 4
+
+
+# NOTE: bench (tmp models: 2×Conv 1024→1024 3×3 = 2×36 MiB; 8×Conv 512→512 = 8×9 MiB; 32×Conv
+# 256→256 = 32×2.25 MiB; bench/ort_measure.py-style probe, default options vs
+# graph_optimization_level=ORT_ENABLE_EXTENDED): with the NCHWc transformer (ORT_ENABLE_ALL on
+# x86-64) the load holds 3.1× / 2.9× the small filters' bytes after load (vs 1.0× without it),
+# and the big filters peak at 3.5× during load (2.5× above resident) but are returned after.
+# The transformer writes each reordered filter as a new initializer while the original stays in
+# the graph until the optimizer ends; the originals are then freed (into glibc's heap when small).
+NCHWC_SMALL_EXTRA = 2.0
+NCHWC_BIG_TRANSIENT = 2.5
+NCHWC_BLOCK = 8  # NOTE: MlasNchwcGetBlockSize(): 8 floats on AVX2, 16 on AVX-512 (channel counts
+#                  of real nets are multiples of both; 8 is the condition that admits both)
+
+
+def nchwc_filter(dims: tuple[int, int, int], group: int) -> bool:
+    """Whether ORT's NCHWc transformer reorders a float Conv filter of ``(rank, out, in/group)``.
+
+    onnxruntime/core/optimizer/nchwc_transformer.cc ``TransformConv``: 4-D float filters; output
+    channels a multiple of the block; grouped convs only when depthwise; plain convs whose input
+    channels are a multiple of the block or fewer than one block (the NCHW-input first layer).
+    """
+    rank, cout, cin_per_group = dims
+    if rank != 4 or cout <= 0 or cout % NCHWC_BLOCK:
+        return False
+    if group > 1:
+        return cin_per_group == 1 and group == cout
+    return cin_per_group < NCHWC_BLOCK or cin_per_group % NCHWC_BLOCK == 0
 
 
 def prepack_copies(uses: Mapping[str, list[str]], weights: Iterable[str]) -> dict[str, int]:
@@ -138,12 +170,19 @@ def prepack_copies(uses: Mapping[str, list[str]], weights: Iterable[str]) -> dic
 
 def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_bytes: int = 0,
                  external_files: Iterable[str] = (), copies: Mapping[str, int] | None = None,
-                 subgraph_weights: Iterable[str] = ()) -> WeightTerms:
+                 subgraph_weights: Iterable[str] = (), nchwc_weights: Iterable[str] = ()) -> WeightTerms:
     """Resident and load-time weight memory from the profile's tensors (not from the file).
 
     ``copies`` (from the graph: :func:`prepack_copies`) multiplies a weight's resident bytes on CPU;
-    weights inside control-flow subgraphs leave extra freed copies in the heap (CPU).
+    weights inside control-flow subgraphs leave extra freed copies in the heap (CPU); Conv filters
+    reordered to NCHWc (``nchwc_weights``, x86 CPU) leave two (see ``NCHWC_SMALL_EXTRA``).
+    Only weights that are pre-packed or up-cast make a big transient copy at load: a big
+    embedding read by ``Gather`` does not (bench: the 89 MiB word embedding of t-bert6 adds
+    nothing above the resident set at load).
     """
+    nchwc = set(nchwc_weights)
+    nchwc_small = 0
+    nchwc_big = 0
     external = set(external_files)
     in_subgraph = set(subgraph_weights)
     copies = copies or {}
@@ -159,26 +198,41 @@ def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_byte
             packed_extra += (copies[t.name] - 1) * t.nbytes
         if runtime == "onnxruntime-cpu" and t.name in in_subgraph:
             sub_extra += (SUBGRAPH_WEIGHT_COPIES - 1) * t.nbytes
-        if runtime == "onnxruntime-cpu" and t.dtype in HALF_DTYPES and any(
-                c not in CPU_HALF_OK_OPS for c in t.consumers):
-            upcast += 2 * t.nbytes
+        upcast_this = runtime == "onnxruntime-cpu" and t.dtype in HALF_DTYPES and any(
+            c not in CPU_HALF_OK_OPS for c in t.consumers)
+        if upcast_this:
+            # NOTE: bench, t-bert6 fp16 dumped with optimized_model_filepath: the 83 MiB of fp16
+            # MatMul/LayerNorm weights become 166 MiB of float32 initializers and the fp16
+            # originals leave the graph (the Gather-read embeddings stay fp16): +1× resident.
+            upcast += t.nbytes
+        packed = bool(set(t.consumers) & PREPACK_OPS)
         if t.file in external:
             # memory-mapped, no protobuf copy; pre-packing still makes one copy at a time
-            largest_big = max(largest_big, t.nbytes if t.consumers and set(t.consumers) & PREPACK_OPS else 0)
+            largest_big = max(largest_big, t.nbytes if packed else 0)
             continue
-        for size in (t.nbytes, 2 * t.nbytes if t.dtype in HALF_DTYPES and runtime == "onnxruntime-cpu"
-                     else 0):
-            if 0 < size <= MMAP_THRESHOLD_MAX_BYTES:
-                small += size
+        if runtime == "onnxruntime-cpu" and t.name in nchwc:
+            if t.nbytes <= MMAP_THRESHOLD_MAX_BYTES:
+                nchwc_small += t.nbytes
             else:
-                largest_big = max(largest_big, size)
+                nchwc_big += t.nbytes
+            continue
+        # NOTE: an up-cast weight frees its fp16 original (1×) and, when pre-packed, its folded
+        # float32 copy too (2×): bench fp16-mlp-2k holds ~4.3× its fp16 bytes after load
+        # (2× resident + 0.75 × 3× freed), t-vit_small fp16 ~4.0×.
+        half = upcast_this and packed
+        size = 3 * t.nbytes if half else t.nbytes
+        if 0 < size <= MMAP_THRESHOLD_MAX_BYTES:
+            small += size
+        elif packed or upcast_this:
+            largest_big = max(largest_big, 2 * t.nbytes if upcast_this else t.nbytes)
     fold = max(0, fold_extra_bytes)
     if runtime == "onnxruntime-cuda":
         # The device receives each initializer once; the protobuf copy stays on the host.
         return WeightTerms(stored, stored + fold, 0, fold, 0)
-    retained = int(small * HEAP_RETAINED_FRACTION) + fold + sub_extra
+    retained = int(small * HEAP_RETAINED_FRACTION) + fold + sub_extra + int(NCHWC_SMALL_EXTRA * nchwc_small)
+    largest_big = max(largest_big, int(NCHWC_BIG_TRANSIENT * nchwc_big))
     extra = retained + largest_big
-    high = small + largest_big + fold + upcast + sub_extra
+    high = small + largest_big + fold + upcast + sub_extra + int(NCHWC_SMALL_EXTRA * nchwc_small * 1.2)
     return WeightTerms(stored, stored + upcast + fold + packed_extra, extra, max(extra, high), upcast, retained)
 
 

@@ -226,9 +226,52 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
     try:
         inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
                                                      data_prop=True)
+        # Exporters compute reshape targets, ranges and slice ends from ``Shape`` at run time
+        # (torch.onnx: ``x.view(b, t, h, d // h)``, ``arange(t)``, ``mask[:t, :t]``). onnx's data
+        # propagation stops at Div, Where, Range, Sqrt...: evaluate those small integer
+        # computations under the concrete input shapes, turn them into constants and infer again
+        # (what onnxruntime's constant folding does once the shapes are known).
+        for _ in range(_FOLD_ROUNDS):
+            folded = fold_shape_values(inferred)
+            if folded is None:
+                break
+            inferred = onnx.shape_inference.infer_shapes(folded, check_type=False, strict_mode=False,
+                                                         data_prop=True)
     except Exception as exc:  # onnx raises InferenceError/ValidationError/RuntimeError variants
         return model, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     return inferred, None
+
+
+_FOLD_ROUNDS = 3  # NOTE: the bench's torch exports resolve fully in 1-2 rounds (bench/torch_models.py)
+
+
+def fold_shape_values(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy of ``model`` whose small shape computations are replaced by ``Constant`` nodes, or
+    None when nothing new could be evaluated (see :mod:`advisor.estimator.shape_values`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from advisor.estimator.shape_values import constant_values
+
+    values = constant_values(model.graph)
+    if not values:
+        return None
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    nodes: list[onnx.NodeProto] = []
+    replaced = 0
+    for node in out.graph.node:
+        if node.op_type != "Constant" and node.output and all(o in values for o in node.output if o):
+            replaced += 1
+            nodes.extend(onnx.helper.make_node("Constant", [], [o], value=numpy_helper.from_array(values[o], o))
+                         for o in node.output if o)
+        else:
+            nodes.append(node)
+    if not replaced:
+        return None
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
 
 
 def _static(value: onnx.ValueInfoProto) -> bool:
