@@ -9,6 +9,7 @@ import pytest
 from advisor.dtypes import nbytes
 from advisor.errors import WorkloadError
 from advisor.estimator import estimate
+from advisor.estimator import torch_overhead as to
 from advisor.estimator.llamacpp import gguf_tensor_bytes, tensor_role
 from advisor.estimator.llm import reprice_weights
 from advisor.estimator.types import Estimate, Workload
@@ -197,13 +198,78 @@ def test_padded_cpu_batch_puts_math_kernel_scores_in_the_high_end() -> None:
     assert (two.high_bytes - two.peak_bytes) - (one.high_bytes - one.peak_bytes) > 400 * MIB
 
 
-def test_cpu_dtype_conversion_widens_the_load_peak() -> None:
+def test_cpu_dtype_conversion_peaks_while_loading() -> None:
+    # bf16 file loaded as float32: the fp32 copies and every bf16 page they were read from are resident
+    # until from_pretrained closes the files: 100 MiB of runtime + 2 W + W.
     prof = llama_profile()
+    w = prof.weight_bytes
     same = estimate(prof, Workload(context=1024), "pytorch-cpu", laptop())
-    f32 = estimate(prof, Workload(context=1024, weight_dtype="float32"), "pytorch-cpu", laptop())
-    assert f32.weights_bytes == 2 * same.weights_bytes
-    assert f32.high_bytes - f32.peak_bytes > prof.weight_bytes
-    assert any("source shard" in n for n in f32.notes)
+    f32 = _ok(estimate(prof, Workload(context=1024, weight_dtype="float32"), "pytorch-cpu", laptop()))
+    assert f32.weights_bytes == 2 * same.weights_bytes == 2 * w
+    assert f32.peak_bytes == 100 * MIB + 3 * w
+    assert f32.peak_bytes > f32.weights_bytes + f32.kv_cache_bytes + f32.activation_bytes + f32.overhead_bytes
+    assert any("while loading" in n for n in f32.notes)
+    assert same.peak_bytes == same.weights_bytes + same.kv_cache_bytes + same.activation_bytes + 128 * MIB
+    assert not any("while loading" in n for n in same.notes)
+
+
+def test_cpu_untied_embedding_counts_only_looked_up_pages() -> None:
+    arch = dataclasses.replace(TINY, vocab_size=128000)
+    untied = llama_profile(arch)
+    embed = 128000 * 512 * 2  # 125 MiB
+    # 64 tokens × 512 KiB windows over a 125 MiB table: 125 × (1 − e^(−32/125)) ≈ 28.2 MiB resident
+    e = _ok(estimate(untied, Workload(context=64, seq_len=60), "pytorch-cpu", laptop()))
+    gap = untied.weight_bytes - e.weights_bytes
+    assert 96 * MIB < gap < 98 * MIB
+    assert e.high_bytes >= e.peak_bytes + gap
+    assert any("untied input embedding" in n for n in e.notes)
+    # a long context reads (nearly) the whole table; a tied one is read whole by lm_head anyway
+    long = estimate(untied, Workload(context=2048), "pytorch-cpu", laptop())
+    assert long.weights_bytes == untied.weight_bytes
+    tied = llama_profile(arch, tied=True)
+    t = estimate(tied, Workload(context=64, seq_len=60), "pytorch-cpu", laptop())
+    assert t.weights_bytes == tied.weight_bytes == untied.weight_bytes - embed
+
+
+def test_cpu_moe_experts_fused_at_load_keep_their_source_pages() -> None:
+    prof = llama_profile(experts=8)
+    h, inter = TINY.hidden_size, TINY.intermediate_size or 0
+    experts = 8 * 3 * h * inter * 2 * TINY.n_layers
+    e = _ok(estimate(prof, Workload(context=1024), "pytorch-cpu", laptop()))
+    # fused copies + the mapped expert pages (the file still backs the other weights' views)
+    assert e.weights_bytes == prof.weight_bytes + experts
+    assert any("source pages resident" in n for n in e.notes)
+    # cast to float32: everything is copied, the file is closed after loading
+    f32 = _ok(estimate(prof, Workload(context=1024, weight_dtype="float32"), "pytorch-cpu", laptop()))
+    assert f32.weights_bytes == 2 * prof.weight_bytes
+    # load: copies + source + the cast fp32 expert pieces still waiting on the loader's threads
+    assert f32.peak_bytes == 100 * MIB + 3 * prof.weight_bytes + 2 * experts
+
+
+def test_sliding_layers_hold_the_whole_prompt_after_prefill() -> None:
+    # DynamicSlidingWindowLayer keeps a view of the full prompt's K/V until the first decode step
+    arch = dataclasses.replace(TINY, model_type="mistral", sliding_window=256)
+    e = _ok(estimate(llama_profile(arch), Workload(context=2048, seq_len=2000), "pytorch-cpu", laptop()))
+    per_token = TINY.n_layers * 2 * TINY.n_kv_heads * TINY.head_dim * 2  # layers × K+V × KV heads × dim × bf16
+    assert e.kv_cache_bytes == 256 * per_token  # what stays while decoding
+    # the prefill (2000 tokens of K/V in every layer + activations) is the peak, as without a window
+    full = estimate(llama_profile(), Workload(context=2048, seq_len=2000), "pytorch-cpu", laptop())
+    assert full.kv_cache_bytes == 2048 * per_token
+    assert e.peak_bytes == full.peak_bytes
+
+
+def test_cpu_heap_keeps_the_attention_blocks_through_the_mlp() -> None:
+    # TINY, 1 × 1024 tokens, bf16: hidden 1 MiB ×3, q 1 MiB ×2, k+v 0.5 MiB, rotated k/v 0.25 MiB,
+    # attention output 1 MiB, cos/sin 0.25 MiB = 7 MiB kept; MLP 3 × 1024 × 1536 × 2 B = 9 MiB + 3 hidden
+    cpu = to.prefill_activations(TINY, batch=1, prompt=1024, act_bytes=2, cuda=False)
+    gpu = to.prefill_activations(TINY, batch=1, prompt=1024, act_bytes=2, cuda=True)
+    assert gpu.nominal_bytes == 12 * MIB
+    assert cpu.nominal_bytes == 12 * MIB + 7 * MIB
+    # 64 × 1024 tokens: hidden-sized blocks (64 MiB) are above glibc's 32 MiB mmap ceiling and are
+    # returned; only k+v (32 MiB), rotated k/v (16 MiB) and cos/sin (16 MiB) stay in the heap
+    big = to.prefill_activations(TINY, batch=64, prompt=1024, act_bytes=2, cuda=False)
+    big_gpu = to.prefill_activations(TINY, batch=64, prompt=1024, act_bytes=2, cuda=True)
+    assert big.nominal_bytes - big_gpu.nominal_bytes == 64 * MIB
 
 
 # --------------------------------------------------------------------------- llama.cpp

@@ -18,6 +18,7 @@ from advisor.dtypes import DTYPES, GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
 from advisor.estimator.cuda import CUDA_CONTEXT_BARE_BYTES
 from advisor.estimator.kv_cache import layer_kv_bytes, sliding_layers
+from advisor.estimator.llamacpp_cpu import REPACKABLE, ComputeShape, compute_buffer_bytes
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 
@@ -240,9 +241,6 @@ N_UBATCH = 512
 N_CTX_PAD = 256
 # Model types whose sliding window llama.cpp does not implement (converted as plain llama/qwen2).
 _NO_SWA = frozenset({"mistral", "mixtral", "llama", "qwen2", "qwen2_moe"})
-# CPU types ggml-cpu repacks into interleaved layouts at load (ggml-cpu/repack.cpp): those tensors
-# are copied out of the mmap, so the mapped pages and the copy can both be resident.
-_REPACKED = frozenset({"q4_0", "q4_k", "iq4_nl", "q8_0"})
 
 
 def _pad(n: int, step: int) -> int:
@@ -264,7 +262,7 @@ class LlamaCppPlan:
         compute_fa_bytes / compute_nofa_bytes: the compute buffer with and without flash attention.
         logits_bytes: the logits part of the compute buffer (n_ubatch × n_vocab × 4).
         output_bytes: the host output buffer (n_seq × n_vocab × 4).
-        repacked_bytes: CPU weights of types ggml-cpu repacks (may count twice in RSS).
+        repacked_bytes: CPU-resident layer weights of types some ISA's ggml-cpu repacks.
         largest_cpu_layer_bytes: the biggest CPU-resident layer (copied to the GPU for big batches).
     """
 
@@ -313,7 +311,7 @@ def plan_llamacpp(
         role = tensor_role(t)
         if t.layer is not None and 0 <= t.layer < n_layers:
             layer_bytes[t.layer] += b
-            if t.layer < first_gpu and dt in _REPACKED:
+            if t.layer < first_gpu and dt in REPACKABLE:
                 repacked += b
         elif role == "token_embd":
             other_cpu += b  # NOTE: llama.cpp keeps the input embedding on the CPU (dev_input)
@@ -325,7 +323,8 @@ def plan_llamacpp(
             other_cpu += b
     notes: list[str] = []
     n_seq = max(1, batch)
-    n_ctx = _pad(context * n_seq, N_CTX_PAD)
+    # NOTE: llama-context.cpp pads -c to 256, then each of the -np streams to 256 again.
+    n_ctx = _pad(_pad(context * n_seq, N_CTX_PAD) // n_seq, N_CTX_PAD) * n_seq
     honour_swa = arch.sliding_window is not None and (
         profile.format == "gguf" or bool(arch.layer_types) or arch.model_type not in _NO_SWA
     )
@@ -340,15 +339,10 @@ def plan_llamacpp(
     kv_low = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent") for c in cells]
     on_gpu = [cuda and i >= first_gpu for i in range(n_layers)]
     n_tok = min(n_ctx, N_UBATCH)
-    hd_v = arch.v_head_dim or arch.head_dim
-    mask_f16 = n_ctx * _pad(n_tok, 64) * 2  # NOTE: GGML_KQ_MASK_PAD pads the mask's rows
-    qo = n_tok * arch.n_heads * (arch.head_dim + hd_v) * 4
-    attn_fa = mask_f16 + qo
-    attn_nofa = n_ctx * n_tok * arch.n_heads * 4 + 2 * mask_f16 + qo  # KQ in f32, soft_max in place
-    inter = (arch.intermediate_size or 4 * arch.hidden_size) * max(1, arch.n_experts_per_token)
-    ffn = 3 * n_tok * inter * 4
+    # NOTE: sched_reserve() (llama-context.cpp) reserves n_ubatch tokens against every cell of a
+    # stream (-np streams of n_ctx/-np cells unless --kv-unified), with min(n_ubatch, n_batch) logits rows.
+    reserve = ComputeShape(n_tokens=n_tok, n_kv=n_ctx // n_seq, n_outputs=n_tok)
     logits = n_tok * arch.vocab_size * 4
-    hidden = 2 * n_tok * arch.hidden_size * 4
     cpu_layers = [b for b, g in zip(layer_bytes, on_gpu, strict=True) if not g]
     return LlamaCppPlan(
         n_ctx=n_ctx,
@@ -362,8 +356,8 @@ def plan_llamacpp(
         gpu_other_bytes=other_gpu,
         cpu_kv_bytes=sum(k for k, g in zip(kv_layers, on_gpu, strict=True) if not g),
         kv_low_bytes=sum(k for k, g in zip(kv_low, on_gpu, strict=True) if g == cuda),
-        compute_fa_bytes=max(attn_fa, ffn, logits) + hidden,
-        compute_nofa_bytes=max(attn_nofa, ffn, logits) + hidden,
+        compute_fa_bytes=compute_buffer_bytes(arch, reserve, flash_attn=True),
+        compute_nofa_bytes=compute_buffer_bytes(arch, reserve, flash_attn=False),
         logits_bytes=logits,
         output_bytes=n_seq * arch.vocab_size * 4,
         repacked_bytes=repacked,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from typing import Any
 
 from advisor.dtypes import nbytes
 from advisor.errors import WorkloadError
@@ -23,9 +24,11 @@ from advisor.estimator.llamacpp import (
     CUDA_EXTRA_HIGH_BYTES,
     DEFAULT_N_CTX,
     N_UBATCH,
+    LlamaCppPlan,
     gguf_tensor_bytes,
     plan_llamacpp,
 )
+from advisor.estimator.llamacpp_cpu import REPACKABLE, CpuPeak, cpu_peak_parts, is_repacked, repacked_types
 from advisor.estimator.types import MIB, Estimate, Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.readers.profile import LlmArchitecture, ModelProfile
@@ -105,13 +108,6 @@ def _llamacpp_context(arch: LlmArchitecture | None, workload: Workload) -> tuple
     return ctx, [f"no context given: assumed llama.cpp's default -c {DEFAULT_N_CTX} per sequence{extra}"]
 
 
-def _largest_file_bytes(profile: ModelProfile) -> int:
-    per_file: dict[str, int] = defaultdict(int)
-    for t in profile.tensors:
-        per_file[t.file] += t.nbytes
-    return max(per_file.values(), default=profile.file_bytes)
-
-
 # --------------------------------------------------------------------------- PyTorch
 
 
@@ -168,10 +164,11 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
                          f"(replicated when fewer than GPUs), plus NCCL buffers; this is what the model NEEDS — "
                          f"vLLM reserves up to gpu_memory_utilization (0.9 by default) of each GPU for its KV pool")
     else:
-        overhead, over_low = to.CPU_RUNTIME_BYTES, 0
+        overhead, over_low = to.CPU_RUNTIME_BYTES, to.CPU_LOAD_BYTES
         over_high = to.CPU_RUNTIME_HIGH_BYTES - to.CPU_RUNTIME_BYTES
-        notes.append("CPU: weights are read through safetensors' mmap; mapped pages count in RSS once loaded; "
-                     "the torch + transformers import (~0.5 GiB) is the baseline and not counted")
+        notes.append("CPU: transformers memory-maps the shards; weights loaded in their stored dtype stay views "
+                     "of the files, whose pages count in RSS once read; the torch + transformers import "
+                     "(~0.3 GiB) is the baseline and not counted; loading and the first forward add ~128 MiB")
     if arch is None:
         return _no_arch(profile, runtime, "cuda" if cuda else "cpu", weights, overhead, over_high, notes,
                         host_w, tp)
@@ -188,7 +185,13 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     batch = workload.batch
     kv = kv_cache_bytes(arch, sequences=batch, tokens=context, kv_dtype=kv_dtype, mla_layout=layout,
                         tensor_parallel=tp)
-    kv_prompt = kv_cache_bytes(arch, sequences=batch, tokens=prompt, kv_dtype=kv_dtype, mla_layout=layout,
+    # NOTE: transformers' DynamicSlidingWindowLayer.update keeps `full[:, :, -window + 1:]`, a VIEW
+    # of the torch.cat result, so after the prefill every sliding layer still holds the whole
+    # prompt's K/V; the first decode step's cat replaces it by a window-sized tensor (cache_utils.py,
+    # transformers 5.23). Measured: mistral-150m (window 256) float32, 4 × 1024 tokens, prefill peak
+    # 596 MiB above the loaded model; the window-only cache would explain 96 MiB less.
+    prompt_arch = arch if vllm_style else dataclasses.replace(arch, sliding_window=None, layer_types=())
+    kv_prompt = kv_cache_bytes(prompt_arch, sequences=batch, tokens=prompt, kv_dtype=kv_dtype, mla_layout=layout,
                                tensor_parallel=tp)
     one_layer = layer_kv_bytes(arch, batch * context, kv_dtype, mla_layout=layout, tensor_parallel=tp)
     notes.append(f"KV cache {kv_dtype}: {batch} × {context} tokens = {format_bytes(kv)}"
@@ -201,11 +204,19 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     decode = kv + one_layer + acts.logits_bytes
     activation = max(prefill, decode) - kv + stream
     high_extra = acts.high_bytes - acts.nominal_bytes
-    if not cuda and pairs and sum(b for _, b in pairs) != profile.weight_bytes:
-        shard = _largest_file_bytes(profile)
-        high_extra += shard
-        notes.append(f"converting dtype while loading keeps the source shard mapped: up to {format_bytes(shard)} more "
-                     f"during load (high end)")
+    low_weights = weights
+    load_low = load_peak = load_high = 0
+    if not cuda and pairs:
+        cw = to.cpu_weights(pairs, arch, batch * context)
+        notes += cw.notes
+        high_extra += cw.high_bytes - cw.resident_bytes
+        weights, low_weights = cw.resident_bytes, cw.low_bytes
+        if cw.load_bytes:
+            load_low = to.CPU_LOAD_BYTES + cw.load_low_bytes
+            load_peak, load_high = to.CPU_LOAD_BYTES + cw.load_bytes, to.CPU_LOAD_BYTES + cw.load_high_bytes
+            notes.append(f"loading copies {format_bytes(cw.load_bytes)} (cast or fused weights and the file pages "
+                         f"they were read from, all held until loading ends): "
+                         f"{format_bytes(load_peak)} at the end of from_pretrained")
     if cuda:
         n_tensors = 2 * sum(1 for s in sliding_layers(arch) if not s)
         per_tensor = one_layer // 2
@@ -217,9 +228,12 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
             notes.append(f"the caching allocator may keep up to {format_bytes(stranded)} of outgrown KV blocks "
                          "reserved "
                          f"(nvidia-smi shows them; torch.cuda.empty_cache() or memory pressure returns them)")
-    peak = weights + kv + activation + overhead
-    low = int((weights + kv_prompt + acts.nominal_bytes // 2 + over_low) * 0.98)
-    high = int((peak + high_extra + over_high) * 1.03)
+    run_peak = weights + kv + activation + overhead
+    peak = max(run_peak, load_peak)
+    if load_peak > run_peak:
+        notes.append("the peak is reached while loading, not while generating")
+    low = int(max(low_weights + kv_prompt + acts.nominal_bytes // 2 + over_low, load_low) * 0.98)
+    high = int(max(run_peak + high_extra + over_high, load_high) * 1.03)
     host = None
     if cuda:
         staging = max((b for _, b in pairs), default=0)
@@ -252,6 +266,52 @@ def _no_arch(profile: ModelProfile, runtime: str, device: str, weights: int, ove
 
 
 # --------------------------------------------------------------------------- llama.cpp
+
+
+def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Workload, hardware: HardwareProfile,
+                  plan: LlamaCppPlan, context: int, kv_all: int, notes: list[str]) -> Estimate:
+    """llama.cpp on the CPU: the resident set at its peak (see :mod:`advisor.estimator.llamacpp_cpu`)."""
+    priced, _ = gguf_tensor_bytes(profile, workload.weight_dtype)
+    prompt = min(workload.seq_len or context, context)
+
+    def parts(**kw: Any) -> CpuPeak:
+        args: dict[str, Any] = {"prompt": prompt, **kw}
+        return cpu_peak_parts(profile, arch, priced, n_ctx=plan.n_ctx, n_seq=plan.n_seq, kv_bytes=kv_all,
+                              cpu=hardware.cpu, **args)
+
+    p = parts()
+    quant_v = kv_all and workload.kv_cache_dtype in ("q8_0", "q4_0")
+    # The range: low = a short prompt (few compute pages touched) or --no-mmap, the parts we
+    # cannot see (runtime tables) halved; high = -fa off, --no-mmap, an ISA that repacks more types.
+    low_prompt = 1 if workload.seq_len is None else prompt
+    # --no-mmap holds repacked weights once (no mapped copy): lower for Q4_0-like models on AVX2.
+    low_p = min(parts(prompt=low_prompt), parts(prompt=low_prompt, use_mmap=False), key=lambda c: c.peak_bytes)
+    highs = [p.peak_bytes, parts(use_mmap=False).peak_bytes]
+    if not quant_v:
+        highs.append(parts(flash_attn=False).peak_bytes)
+    unknown_isa = repacked_types(hardware.cpu) is None
+    maybe_repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, REPACKABLE))
+    extra_high = maybe_repacked if unknown_isa else 0
+    low = int((low_p.peak_bytes - low_p.runtime_bytes // 2 - (kv_all - plan.kv_low_bytes)) * 0.97)
+    high = int((max(highs) + extra_high) * 1.03)
+    notes.append(f"weights are memory-mapped with MAP_POPULATE: the whole file ({format_bytes(p.weights_bytes)}) is "
+                 f"resident once loaded (the OS can evict it under pressure, at a large speed cost; --mlock pins it)")
+    if p.repacked_bytes:
+        notes.append(f"ggml-cpu repacks {format_bytes(p.repacked_bytes)} of weights into its own interleaved buffer "
+                     f"(CPU_REPACK); their file pages stay mapped too, so they count twice (--no-repack avoids it)")
+    elif unknown_isa and maybe_repacked:
+        notes.append(f"the CPU's ISA is unknown: ggml-cpu may repack up to {format_bytes(maybe_repacked)} of "
+                     "weights into a second copy (high end)")
+    notes.append(f"compute: {format_bytes(p.compute_bytes)} touched by a {prompt}-token prompt (buffer reserved "
+                 f"{format_bytes(p.compute_reserved_bytes)}, pages touched only as graphs use them) + ggml-cpu's "
+                 "work buffer; the KV cache is cleared at start, so all of it is resident")
+    return Estimate(
+        # the repacked copy is runtime overhead: the weights themselves are counted once (the file)
+        runtime="llama.cpp", device="cpu", weights_bytes=p.weights_bytes,
+        activation_bytes=p.compute_bytes + p.output_bytes, kv_cache_bytes=kv_all,
+        overhead_bytes=p.runtime_bytes + p.repacked_bytes, peak_bytes=p.peak_bytes, low_bytes=min(low, p.peak_bytes),
+        high_bytes=max(high, p.peak_bytes), notes=tuple(notes), resolved_inputs={"tokens": (plan.n_seq, context)},
+    )
 
 
 def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfile) -> Estimate:
@@ -291,21 +351,7 @@ def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfi
         notes.append("MLA in llama.cpp: K cache holds kv_lora_rank + rope values, V cache kv_lora_rank values "
                      "per token per layer; builds that view V inside K use less (low end)")
     if not cuda:
-        weights = plan.cpu_weight_bytes
-        peak = weights + kv_all + plan.compute_fa_bytes + plan.output_bytes
-        notes.append("weights are memory-mapped: they show in RSS once touched and count here (the OS can evict "
-                     "them under pressure, at a large speed cost; --mlock pins them)")
-        if plan.repacked_bytes:
-            notes.append(f"ggml-cpu repacks {format_bytes(plan.repacked_bytes)} of weights into its own buffers; the "
-                         f"mapped file pages may stay resident too (high end)")
-        low = int((peak - (kv_all - plan.kv_low_bytes)) * 0.98)
-        high = int((peak + fa_gap + plan.repacked_bytes) * 1.03)
-        return Estimate(
-            runtime="llama.cpp", device="cpu", weights_bytes=weights,
-            activation_bytes=plan.compute_fa_bytes + plan.output_bytes, kv_cache_bytes=kv_all,
-            overhead_bytes=0, peak_bytes=peak, low_bytes=low, high_bytes=high, notes=tuple(notes),
-            resolved_inputs={"tokens": (plan.n_seq, context)},
-        )
+        return _llamacpp_cpu(profile, arch, workload, hardware, plan, context, kv_all, notes)
     # Layers are split over the GPUs in contiguous runs (--split-mode layer); the last GPU also holds
     # the output layer. The per-GPU figure is the fullest GPU.
     n = len(plan.gpu_layer_bytes)

@@ -12,6 +12,7 @@ What a Hugging Face model costs beyond its weights and KV cache, as mechanisms:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from advisor.errors import UnknownDtypeError, WorkloadError
 from advisor.estimator.llamacpp import is_linear_weight, tensor_role
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
+from advisor.units import format_bytes
 
 # NOTE: torch's default cuBLAS workspace (aten/src/ATen/cuda/CublasHandlePool.cpp,
 # getChosenWorkspaceSize): ":4096:8" = 32 MiB on Hopper (sm90), ":4096:2:16:8" ≈ 8.1 MiB before.
@@ -33,9 +35,30 @@ LAZY_KERNELS_HIGH_BYTES = 320 * MIB
 # all-reduce). NCCL's 4 MiB per channel per peer grows with GPUs and links; an allowance.
 NCCL_BYTES = 256 * MIB
 NCCL_HIGH_BYTES = 1024 * MIB
-# CPU: oneDNN/MKL scratch pads and thread-pool stacks on the first forward. An allowance.
-CPU_RUNTIME_BYTES = 64 * MIB
+# CPU: what loading and the first generate() add to a process that has imported torch +
+# transformers, besides weights, KV cache and activations: the model's modeling/generation code
+# imported lazily, the loader's thread pool, oneDNN/MKL kernels and scratch on the first forward.
+# NOTE: measured with bench/llm_torch_measure.py (torch 2.13.0+cpu, transformers 5.23.0, glibc
+# 2.36) on a 2-layer, 64-wide Llama (0.3 MB of weights): 100-101 MiB after from_pretrained
+# (float32 and bfloat16), 124-131 MiB at the peak of generate() in float32 (prompt 128-2048,
+# batch 1-4), 137-138 MiB in bfloat16.
+CPU_LOAD_BYTES = 100 * MIB
+CPU_RUNTIME_BYTES = 128 * MIB
 CPU_RUNTIME_HIGH_BYTES = 256 * MIB
+# NOTE: glibc malloc serves requests above its mmap threshold with mmap and unmaps them on free;
+# the threshold rises to the size of each freed mmapped block, up to DEFAULT_MMAP_THRESHOLD_MAX =
+# 32 MiB on 64-bit (malloc/malloc.c, mallopt(3)). Blocks at or below 32 MiB therefore end up in
+# the heap, whose freed space is kept. Measured: llama-57m (bench/llm_accuracy.py) float32,
+# batch 4 × 2048: prefill peak 403-471 MiB above the loaded model by default, 302 MiB with
+# MALLOC_MMAP_THRESHOLD_=131072 (which pins the threshold): ~110-130 MiB kept, about one
+# layer's attention-phase tensors (16 MiB hidden-sized blocks).
+GLIBC_MMAP_MAX_BYTES = 32 * MIB
+# NOTE: a memory-mapped embedding row that is read maps a whole window of the page cache around
+# it (fault-around, large folios, readahead). Measured by reading random 8 KiB rows of a 250 MiB
+# table in a safetensors file held in the page cache (Linux 6.x, ext4): 64 rows → 50 MiB
+# resident, 512 → 126 MiB, 2048 → 175 MiB (800 / 252 / 88 KiB per row). 512 KiB per distinct
+# token, spread at random over the table, is the middle of that.
+EMBED_TOUCH_BYTES = 512 * 1024
 
 # NOTE: c10/cuda/CUDACachingAllocator.cpp constants (torch 2.x): kMinBlockSize, kSmallSize,
 # kSmallBuffer, kMinLargeAlloc, kLargeBuffer, kRoundLarge.
@@ -155,7 +178,13 @@ def prefill_activations(
     if arch.is_moe:
         mlp += tokens * arch.n_experts * 4  # router logits in fp32
     mlp_phase = 2 * hidden + mlp + hidden
-    nominal = max(attn_phase, mlp_phase)
+    heap = 0
+    if not cuda:
+        # glibc keeps the freed attention-phase blocks (≤ 32 MiB each) in its heap while the MLP's
+        # larger blocks are mapped fresh: the two phases add up (see GLIBC_MMAP_MAX_BYTES).
+        parts = (hidden, hidden, hidden, q, q, kv, kv // 2, attn_out, rope)
+        heap = sum(p for p in parts if p <= GLIBC_MMAP_MAX_BYTES)
+    nominal = max(attn_phase, mlp_phase + heap)
     # NOTE: transformers ≥ 4.45 computes logits for the last token only (logits_to_keep=1) and
     # generate() keeps an fp32 copy plus the processed scores; older versions upcast the whole
     # batch × prompt × vocab to fp32.
@@ -165,7 +194,10 @@ def prefill_activations(
         f"logits for the last token only (transformers ≥ 4.45, logits_to_keep=1); older versions "
         f"materialise batch × prompt × vocab in fp32 = {old_logits / MIB:.0f} MiB more"
     )
-    return Activations(nominal, max(nominal, attn_high, mlp_phase), logits, tuple(notes))
+    if heap:
+        notes.append(f"CPU: glibc's heap keeps ~{heap / MIB:.0f} MiB of freed attention blocks (≤ 32 MiB each) "
+                     f"through the MLP")
+    return Activations(nominal, max(nominal, attn_high, mlp_phase + heap), logits, tuple(notes))
 
 
 # --------------------------------------------------------------------------- weights
@@ -270,3 +302,91 @@ def tp_weight_share(t: TensorInfo, nbytes_: int, arch: LlmArchitecture | None, t
         per_gpu = max(1, -(-arch.n_kv_heads // tp))
         return nbytes_ * per_gpu // max(1, arch.n_kv_heads)
     return -(-nbytes_ // tp)
+
+
+# --------------------------------------------------------------------------- CPU: mmap and copies
+
+
+_EXPERT_RE = re.compile(r"\.experts\.\d+\.")
+
+
+@dataclass(frozen=True)
+class CpuWeights:
+    """What the weights hold in RAM on ``pytorch-cpu``, during the run and at the end of loading.
+
+    Attributes:
+        resident_bytes: resident while generating (nominal).
+        low_bytes / high_bytes: the least and most that can be resident while generating.
+        load_low_bytes / load_bytes / load_high_bytes: resident at the end of ``from_pretrained``
+            before its files are closed (copies plus every source page they were read from), least,
+            nominal and most.
+        notes: how it was worked out.
+    """
+
+    resident_bytes: int
+    low_bytes: int
+    high_bytes: int
+    load_low_bytes: int
+    load_bytes: int
+    load_high_bytes: int
+    notes: tuple[str, ...]
+
+
+def cpu_weights(pairs: list[tuple[TensorInfo, int]], arch: LlmArchitecture | None, tokens: int) -> CpuWeights:
+    """Resident weight bytes of a safetensors model loaded by transformers ≥ 5 on CPU.
+
+    transformers 5 memory-maps every shard (``safe_open``) and closes them only when loading ends.
+    A tensor loaded in its stored dtype stays a view of the mapping: its pages count in RSS once
+    the forward reads them (an untied input embedding only where its rows are looked up). A cast
+    tensor (``dtype=`` differing from the file) and a per-expert MoE weight (fused into one
+    ``experts.gate_up_proj`` at load) are copies: while loading, the copy AND the source pages
+    read for it are resident; afterwards the source pages stay only in a file that still backs a
+    view (the mapping lives as long as any tensor uses it).
+
+    Args:
+        pairs: each tensor and its loaded bytes (:func:`torch_weight_bytes`).
+        arch: the architecture (MoE experts, tied embeddings); None when unknown.
+        tokens: tokens looked up in the embedding (batch × context).
+    """
+    moe = arch is not None and arch.is_moe
+    copied = [(moe and bool(_EXPERT_RE.search(t.name))) or b != t.nbytes for t, b in pairs]
+    pinned = {t.file for (t, _), c in zip(pairs, copied, strict=True) if not c}
+    untied = any(tensor_role(t) == "output" for t, _ in pairs)
+    resident = low = load = fused = 0
+    kept_src = embed_gap = 0
+    for (t, b), c in zip(pairs, copied, strict=True):
+        if c:
+            load += b + t.nbytes
+            if moe and _EXPERT_RE.search(t.name) and b != t.nbytes:
+                fused += b
+            if t.file in pinned:
+                kept_src += t.nbytes
+            resident += b
+            continue
+        if untied and tensor_role(t) == "token_embd":
+            row = t.nbytes // max(1, t.shape[0])
+            touched = int(t.nbytes * (1.0 - math.exp(-tokens * EMBED_TOUCH_BYTES / max(1, t.nbytes))))
+            touched = t.nbytes if t.nbytes - touched < MIB else touched
+            resident += touched
+            low += min(t.nbytes, tokens * row) - touched
+            embed_gap = t.nbytes - touched
+            continue
+        resident += b
+    notes: list[str] = []
+    if embed_gap:
+        notes.append(f"the untied input embedding is memory-mapped: only the pages of looked-up rows become "
+                     f"resident (~{format_bytes(embed_gap)} of it not counted; all of it at the high end)")
+    if kept_src:
+        notes.append(f"weights copied at load (cast or fused experts) from files that stay mapped keep their "
+                     f"source pages resident too: {format_bytes(kept_src)}")
+    # NOTE: fusing experts while casting them casts each expert on the loader's thread pool
+    # (core_model_loading.py, GLOBAL_WORKERS = 4) ahead of the main thread that stacks them, so
+    # the cast pieces pile up. Measured on a Mixtral-like model (bench/llm_accuracy.py
+    # mixtral-360m, fp32 file loaded as bfloat16, 528 MiB of bf16 experts): the load peak was
+    # 387 to 537 MiB (five runs) above copies + source + runtime. Counted: all the cast pieces;
+    # low end: none of them; high end: plus one layer's stacked and concatenated copies.
+    layers = {t.layer for t, _ in pairs if t.layer is not None and _EXPERT_RE.search(t.name)}
+    resident += kept_src
+    return CpuWeights(resident_bytes=resident, low_bytes=resident + low, high_bytes=resident + embed_gap,
+                      load_low_bytes=load, load_bytes=load + fused,
+                      load_high_bytes=load + fused + 2 * fused // max(1, len(layers)), notes=tuple(notes))
