@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from advisor.estimator.liveness import Step, activation_peak, outer_reads
-from advisor.estimator.ort_overhead import arena_reserved_bytes, bfc_touched_bytes, pattern_block_bytes
+from advisor.estimator.ort_overhead import (
+    arena_reserved_bytes,
+    bfc_touched_bytes,
+    pattern_block_bytes,
+    second_run_growth_bytes,
+)
 from advisor.estimator.types import MIB
 
 
@@ -86,10 +91,33 @@ def test_bfc_arena_grows_by_doubling_regions() -> None:
     assert arena_reserved_bytes(1 * MIB) == 1 * MIB
     assert arena_reserved_bytes(3 * MIB) == 3 * MIB
     assert arena_reserved_bytes(4 * MIB) == 7 * MIB
-    # one 3 MiB request: 1 MiB first region is too small -> region of 3 MiB; touched = 3 MiB.
+    # one 3 MiB request: the 1 MiB first region is too small -> doubled until it holds it, 4 MiB;
+    # touched = 3 MiB.
     touched, reserved, small = bfc_touched_bytes([(3 * MIB, 0, 1, False)])
-    assert (touched, reserved, small) == (3 * MIB, 3 * MIB, 3 * MIB)
-    # A freed 40 MiB chunk cannot serve a later 60 MiB one: both are touched.
+    assert (touched, reserved, small) == (3 * MIB, 4 * MIB, 3 * MIB)
+    # A freed 40 MiB chunk (in a 64 MiB region) serves a later 60 MiB one, not a 100 MiB one.
     touched, reserved, _ = bfc_touched_bytes([(40 * MIB, 0, 0, False), (60 * MIB, 1, 1, False)])
-    assert touched == 100 * MIB
-    assert reserved >= touched
+    assert (touched, reserved) == (60 * MIB, 64 * MIB)
+    touched, reserved, _ = bfc_touched_bytes([(40 * MIB, 0, 0, False), (100 * MIB, 1, 1, False)])
+    assert (touched, reserved) == (140 * MIB, 192 * MIB)
+
+
+def test_second_run_places_the_pattern_block_in_the_freed_arena() -> None:
+    # First run: 40 MiB gets a 64 MiB region (doubled until it holds it; too small a rest to split
+    # off), then (the 40 MiB chunk still live) 8 MiB a second 64 MiB region.
+    bufs = [(40 * MIB, 0, 1, False), (8 * MIB, 1, 2, False)]
+    untraced = [False, False]
+    fits = second_run_growth_bytes(bufs, untraced, 30 * MIB)
+    assert [(size, first) for size, first, _ in fits] == [(64 * MIB, 40 * MIB), (64 * MIB, 8 * MIB)]
+    assert sum(g for _, _, g in fits) == 0
+    # A block bigger than every region is a new region: all of it is new pages.
+    too_big = second_run_growth_bytes(bufs, untraced, 200 * MIB)
+    assert sum(g for _, _, g in too_big) == 200 * MIB
+
+
+def test_second_run_output_displaced_by_the_block_touches_new_pages() -> None:
+    # A 32 MiB graph output (not in the pattern) used the only region; the block takes it now.
+    bufs = [(32 * MIB, 0, 1, True)]
+    grown = second_run_growth_bytes(bufs, [True], 32 * MIB)
+    assert sum(g for _, _, g in grown) == 32 * MIB
+    assert sum(g for _, _, g in second_run_growth_bytes(bufs, [True], 0)) == 0

@@ -52,10 +52,16 @@ class GraphMemory:
         nchwc_weights: Conv filters ORT's x86 NCHWc layout transformer reorders (see
             :func:`advisor.estimator.ort_overhead.nchwc_filter`).
         arena_touched_bytes / arena_reserved_bytes: the BFC arena after one run (simulated).
-        pattern_block_bytes: the memory-pattern block used from the second run on (simulated;
-            the midpoint of the two below).
-        pattern_low_bytes / pattern_high_bytes: that block without / with graph outputs and kernel
-            scratch placed in it (both behaviours were measured, see ``graph_memory``).
+        pattern_block_bytes: new pages the second run touches (simulated): the memory-pattern
+            block is allocated from the arena the first run left free, and outputs and scratch
+            around it (see :func:`advisor.estimator.ort_overhead.second_run_growth_bytes`).
+        pattern_low_bytes: the memory-pattern block itself (traced tensors: no graph outputs, no
+            kernel scratch).
+        pattern_high_bytes: that block with graph outputs and scratch in it too (range only).
+        heap_run_bytes: run pages in arena regions ≤ 32 MiB (glibc's largest heap request).
+        arena_regions: per BFC arena region, ``(size, touched by the first run, touched on top
+            by the second)``; the CPU estimate lets regions no bigger than the largest freed load
+            block reuse the load's heap leftovers.
     """
 
     peak_bytes: int
@@ -76,6 +82,7 @@ class GraphMemory:
     pattern_low_bytes: int = 0
     pattern_high_bytes: int = 0
     heap_run_bytes: int = 0
+    arena_regions: tuple[tuple[int, int, int], ...] = ()
 
 
 def _tensor_bytes(vi: onnx.ValueInfoProto) -> int | None:
@@ -231,19 +238,22 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
     sizes = w.sizes({v.name for v in (*g.input, *g.output)} - w.weights)
     dropped = sum(w.weight_bytes.get(n, 0) for n in w.fold_in)
     touched, reserved, small = ort.bfc_touched_bytes(full.buffers)
-    # ORT's memory pattern should hold only the OrtValues the first run traced: graph outputs
+    # ORT's memory pattern holds only the OrtValues the first run traced: graph outputs
     # (``kAllocateOutput``) and kernels' own scratch (RNN gates, subgraph sessions) are not traced
-    # (onnxruntime/core/framework/execution_frame.cc ``TraceAllocate``). NOTE: bench, second-run
-    # growth: t-gpt2 4×256 adds 47 MiB (non-output peak 40 MiB, 202 with its logits), t-lstm_lm
-    # 16×256 adds 17 MiB (not its 312 MiB logits + gates) — but the hand-built transformer-512x4
-    # adds 76/320 MiB at batch 8/32 (its peak with the logits: 66/266) and gru-512 its gate
-    # buffers. Which graphs get which is not understood: the centre is the midpoint, the range
-    # spans both (``pattern_low_bytes`` / ``pattern_high_bytes``).
+    # (onnxruntime/core/framework/execution_frame.cc ``TraceAllocate``). The block is allocated
+    # from the arena the first run left free (``second_run_growth_bytes``), so a block that fits
+    # in a first-run region adds few pages. NOTE: this replaced a midpoint between "block without
+    # outputs" and "block with outputs" (bench: t-lstm_lm 16×256 second run +16 MiB, block 345 MiB
+    # inside a 753 MiB first-run arena; const-mlp-2k 2048×32 +32 MiB, block 32 MiB bigger than
+    # each 16 MiB region). ``pattern_high_bytes`` only widens the range.
     bare = [replace(s, scratch_bytes=0) for s in steps]
     traced = w.peak(g, bare, count_inputs=count_inputs, drop_outputs=True)
     pattern_low = ort.pattern_block_bytes(b for b in traced.buffers if not b[3])
     pattern_high = max(pattern_low, ort.pattern_block_bytes(full.buffers))
-    pattern_block = (pattern_low + pattern_high) // 2
+    scratch_at = {i: s.scratch_bytes for i, s in enumerate(steps) if s.scratch_bytes}
+    untraced = [b[3] or (b[1] == b[2] and scratch_at.get(b[1]) == b[0]) for b in full.buffers]
+    regions = ort.second_run_growth_bytes(full.buffers, untraced, pattern_low)
+    growth = sum(g for _, _, g in regions)
     return GraphMemory(
         peak_bytes=full.peak_bytes,
         pattern_bytes=pattern.peak_bytes,
@@ -255,8 +265,9 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
         weight_copies=ort.prepack_copies(w.uses, w.weights), subgraph_weights=frozenset(w.sub_weights),
         nchwc_weights=frozenset(w.nchwc),
         arena_touched_bytes=touched, arena_reserved_bytes=reserved,
-        pattern_block_bytes=pattern_block, pattern_low_bytes=pattern_low, pattern_high_bytes=pattern_high,
-        heap_run_bytes=small + (pattern_block if pattern_block <= ort.MMAP_THRESHOLD_MAX_BYTES else 0),
+        pattern_block_bytes=growth, pattern_low_bytes=pattern_low, pattern_high_bytes=pattern_high,
+        heap_run_bytes=small + sum(g for size, _, g in regions if size <= ort.MMAP_THRESHOLD_MAX_BYTES),
+        arena_regions=regions,
     )
 
 
@@ -340,9 +351,15 @@ class _Parts:
 def _cpu(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
          notes: list[str]) -> _Parts:
     run = gm.arena_touched_bytes + gm.pattern_block_bytes
-    # Run allocations small enough for glibc's heap reuse the load's leftovers; bigger ones are
-    # fresh mmaps on top of them.
-    reuse = min(wt.retained_bytes, gm.heap_run_bytes)
+    # Arena regions no bigger than the largest block the load freed reuse the load's leftovers;
+    # bigger ones are fresh pages on top of them.
+    # NOTE: bench, t-resnet18 8×224² (largest freed filter 9 MiB): with MALLOC_MMAP_THRESHOLD_=128K
+    # (no heap leftovers) the run adds 58 MiB above the load; by default it adds 55 MiB on top of
+    # 110 MiB of leftovers — none reused: its two 32 MiB arena regions are
+    # bigger than any freed load block (free chunks are weight-sized; glibc serves a request from
+    # one chunk, and the dynamic mmap threshold is the largest freed mmap-ed block).
+    heap_run = sum(t1 + g for size, t1, g in gm.arena_regions if size <= wt.largest_freed_bytes)
+    reuse = min(wt.retained_bytes, heap_run if gm.arena_regions else gm.heap_run_bytes)
     peak = wt.resident_bytes + session + wt.retained_bytes + max(wt.load_extra_bytes - wt.retained_bytes,
                                                                  run - reuse)
     # NOTE: range from the bench's spread (bench/results/accuracy_cpu.txt): repeated measurements of

@@ -22,15 +22,17 @@ Mechanisms, CPU (``onnxruntime-cpu``):
   and the freed fp16 original (plus the folded float32 copy, once pre-packed) stay in the heap.
 * **NCHWc** (x86-64, ``ORT_ENABLE_ALL``): Conv filters are reordered into new initializers; the
   originals are freed after the optimizer, two extra copies at load (see ``NCHWC_SMALL_EXTRA``).
-* **Activations**: the first run allocates from the BFC arena (freed chunks stay in the arena);
-  from the second run on, the memory pattern reserves one block of the planned peak *in
-  addition* (``IAllocator::Reserve`` bypasses the arena chunks). Only touched
-  pages count in RSS, so the arena's power-of-two region growth costs little on CPU. Steady state:
-  ``activations ≈ arena pages touched in the first run + pattern block`` (≈ 2× the liveness
-  peak), both simulated below from the liveness walk's allocation order.
-* The load's leftover heap is reused by run allocations small enough for glibc's heap (arena
-  regions ≤ 32 MiB); bigger ones are fresh mmaps on top. Peak = resident weights + session +
-  leftovers + max(largest big transient, run activations − the reusable part).
+* **Activations**: the first run allocates from the BFC arena (freed chunks stay in the arena;
+  regions double from 1 MiB until one holds the request). From the second run on, the memory
+  pattern allocates one block of the planned peak *through the arena* (``alloc->Alloc``,
+  execution_frame.cc, ORT 1.32): it lands in a region the first run freed when one is big
+  enough, else in a new region. Only touched pages count in RSS. Steady state:
+  ``activations = arena pages touched in the first run + pages the second run adds``, both
+  simulated below from the liveness walk's allocation order.
+* The load's leftover heap is reused only by arena regions no bigger than the largest block the
+  load freed (glibc serves a request from one free chunk, and its dynamic mmap threshold is the
+  largest freed mmap-ed block); bigger ones are fresh pages on top. Peak = resident weights +
+  session + leftovers + max(largest big transient, run activations − the reusable part).
 
 Mechanisms, CUDA (``onnxruntime-cuda``), NOT measured here (no GPU on the build machine):
 
@@ -63,6 +65,8 @@ CPU_SESSION_BYTES = 11 * MIB
 CPU_BYTES_PER_NODE = 3 * 1024
 # NOTE: glibc malloc/malloc.c: DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * sizeof(long).
 MMAP_THRESHOLD_MAX_BYTES = 32 * MIB
+# NOTE: glibc malloc/malloc.c: DEFAULT_MMAP_THRESHOLD_MIN = 128 * 1024 (the initial threshold).
+DEFAULT_MMAP_THRESHOLD_BYTES = 128 * 1024
 # NOTE: bench: of the freed ≤32 MiB load blocks, 50-100 % stay resident (the first freed mmap
 # block goes back to the OS before the threshold rises); 0.75 is the middle.
 HEAP_RETAINED_FRACTION = 0.75
@@ -104,6 +108,9 @@ class WeightTerms:
         load_extra_high_bytes: the same, upper bound (a whole second copy of the weights).
         upcast_bytes: what float32 copies of half-precision weights add (CPU): the copy (2×) replaces
             the fp16 original, so +1× their stored bytes.
+        largest_freed_bytes: the biggest single block the load frees into glibc's heap (a freed
+            weight-sized copy ≤ 32 MiB; 128 KiB, glibc's initial mmap threshold, when none): run
+            allocations bigger than this are not served from the load's leftovers.
     """
 
     stored_bytes: int
@@ -112,6 +119,7 @@ class WeightTerms:
     load_extra_high_bytes: int
     upcast_bytes: int
     retained_bytes: int = 0
+    largest_freed_bytes: int = DEFAULT_MMAP_THRESHOLD_BYTES
 
 
 # NOTE: bench, control_flow builder at widths 256/1024/2048 (If/Loop bodies holding 0.75/12/48 MiB
@@ -192,6 +200,7 @@ def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_byte
     upcast = 0
     small = 0
     largest_big = 0
+    largest_freed = DEFAULT_MMAP_THRESHOLD_BYTES
     for t in tensors:
         stored += t.nbytes
         if runtime == "onnxruntime-cpu" and copies.get(t.name, 1) > 1:
@@ -213,6 +222,7 @@ def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_byte
         if runtime == "onnxruntime-cpu" and t.name in nchwc:
             if t.nbytes <= MMAP_THRESHOLD_MAX_BYTES:
                 nchwc_small += t.nbytes
+                largest_freed = max(largest_freed, t.nbytes)
             else:
                 nchwc_big += t.nbytes
             continue
@@ -223,6 +233,7 @@ def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_byte
         size = 3 * t.nbytes if half else t.nbytes
         if 0 < size <= MMAP_THRESHOLD_MAX_BYTES:
             small += size
+            largest_freed = max(largest_freed, 2 * t.nbytes if half else t.nbytes)
         elif packed or upcast_this:
             largest_big = max(largest_big, 2 * t.nbytes if upcast_this else t.nbytes)
     fold = max(0, fold_extra_bytes)
@@ -233,7 +244,8 @@ def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_byte
     largest_big = max(largest_big, int(NCHWC_BIG_TRANSIENT * nchwc_big))
     extra = retained + largest_big
     high = small + largest_big + fold + upcast + sub_extra + int(NCHWC_SMALL_EXTRA * nchwc_small * 1.2)
-    return WeightTerms(stored, stored + upcast + fold + packed_extra, extra, max(extra, high), upcast, retained)
+    return WeightTerms(stored, stored + upcast + fold + packed_extra, extra, max(extra, high), upcast, retained,
+                       largest_freed)
 
 
 def session_bytes(runtime: str, n_nodes: int) -> int:
@@ -265,6 +277,7 @@ Buffer = tuple[int, int, int, bool]
 _ALIGN = 64  # NOTE: ORT's allocator alignment (onnxruntime/core/framework/allocator.h kAllocAlignment)
 _BFC_MIN = 256  # NOTE: bfc_arena.h kMinAllocationSize: every request is rounded up to 256 bytes
 _BFC_MAX_DEAD = 128 * MIB  # NOTE: OrtArenaCfg default max_dead_bytes_per_chunk
+_BFC_MAX_EXTEND = 1024 * MIB  # NOTE: OrtArenaCfg default max_power_of_two_extend_bytes (1 GiB)
 
 
 def _events(buffers: Iterable[Buffer]) -> list[tuple[int, int, int, int]]:
@@ -281,9 +294,8 @@ def pattern_block_bytes(buffers: Iterable[Buffer]) -> int:
     """Size of ORT's memory-pattern block, each tensor placed best-fit.
 
     Mirrors ``MemPatternPlanner::TraceAllocation`` (onnxruntime/core/framework/mem_pattern_planner.h):
-    the smallest gap between live blocks that fits, else the end of the buffer. Graph outputs are
-    in the block too. NOTE: bench: the second run of a transformer whose 250 MiB logits are the
-    output adds ~266 MiB (its liveness peak with the logits), not the 144 MiB without them.
+    the smallest gap between live blocks that fits, else the end of the buffer. The caller picks
+    the buffers (ORT traces neither graph outputs nor kernel scratch into the pattern).
     """
     bufs = list(buffers)
     live: dict[int, tuple[int, int]] = {}
@@ -305,61 +317,110 @@ def pattern_block_bytes(buffers: Iterable[Buffer]) -> int:
     return peak
 
 
-def bfc_touched_bytes(buffers: Iterable[Buffer], initial_bytes: int = 1 * MIB) -> tuple[int, int, int]:
-    """Simulate ORT's BFC arena over one run: (bytes touched, bytes reserved, bytes touched in
-    regions small enough for glibc to serve from its heap, ≤ 32 MiB: those can reuse load leftovers).
+class _Bfc:
+    """ORT's BFC arena, simulated: best-fit over the free chunks of every region; a miss extends
+    the arena by a new region whose size doubles (1, 2, 4 ... MiB) until it holds the request
+    (``kNextPowerOfTwo``, onnxruntime/core/framework/bfc_arena.cc ``Extend``). Freed
+    chunks stay in the arena and coalesce only with neighbours of the same region. Pages count
+    once written (RSS on CPU)."""
 
-    Best-fit over free chunks of every region; a miss extends the arena by a new region of
-    ``max(current region size, request)`` and doubles the next region size (``kNextPowerOfTwo``,
-    onnxruntime/core/framework/bfc_arena.cc ``Extend``). Freed chunks stay in the arena and
-    coalesce only with neighbours of the same region. Pages count once written (RSS on CPU);
-    the reserved total is what a GPU's nvidia-smi shows.
-    """
-    bufs = list(buffers)
-    regions: list[int] = []
-    touched: list[int] = []
-    free: list[list[tuple[int, int]]] = []  # per region: free (offset, size), sorted
-    where: dict[int, tuple[int, int, int]] = {}
-    curr = initial_bytes
-    for _, kind, k, _size in _events(bufs):
-        if kind == 1:
-            if k not in where:
-                continue
-            r, off, sz = where.pop(k)
-            chunks = free[r]
-            chunks.append((off, sz))
-            chunks.sort()
-            merged: list[tuple[int, int]] = []
-            for o, s in chunks:
-                if merged and merged[-1][0] + merged[-1][1] == o:
-                    merged[-1] = (merged[-1][0], merged[-1][1] + s)
-                else:
-                    merged.append((o, s))
-            free[r] = merged
-            continue
-        req = max(_BFC_MIN, -(-bufs[k][0] // _BFC_MIN) * _BFC_MIN)
+    def __init__(self, initial_bytes: int) -> None:
+        self.regions: list[int] = []
+        self.touched: list[int] = []
+        self.free: list[list[tuple[int, int]]] = []  # per region: free (offset, size), sorted
+        self.where: dict[int, tuple[int, int, int]] = {}
+        self.curr = initial_bytes
+
+    def alloc(self, k: int, nbytes: int) -> None:
+        req = max(_BFC_MIN, -(-nbytes // _BFC_MIN) * _BFC_MIN)
         pick: tuple[int, int, int, int] | None = None  # (size, region, index, offset)
-        for r, chunks in enumerate(free):
+        for r, chunks in enumerate(self.free):
             for i, (o, s) in enumerate(chunks):
                 if s >= req and (pick is None or s < pick[0]):
                     pick = (s, r, i, o)
         if pick is None:
-            size = max(curr, req)
-            while req > curr:
-                curr *= 2
-            curr *= 2
-            regions.append(size)
-            touched.append(0)
-            free.append([(0, size)])
-            pick = (size, len(regions) - 1, 0, 0)
+            # kNextPowerOfTwo (bfc_arena.cc ``Extend``): the region size doubles until it holds the
+            # request; only a region of the unchanged size doubles the next one (capped at
+            # ``max_power_of_two_extend_bytes``, 1 GiB by default).
+            grew = req > self.curr
+            while req > self.curr:
+                self.curr *= 2
+            size = self.curr
+            if not grew:
+                self.curr = min(2 * self.curr, _BFC_MAX_EXTEND) if self.curr < _BFC_MAX_EXTEND else self.curr
+            self.regions.append(size)
+            self.touched.append(0)
+            self.free.append([(0, size)])
+            pick = (size, len(self.regions) - 1, 0, 0)
         s, r, i, o = pick
         take = s if (s < 2 * req and s - req < _BFC_MAX_DEAD) else req
-        rest = s - take
-        if rest:
-            free[r][i] = (o + take, rest)
+        if s - take:
+            self.free[r][i] = (o + take, s - take)
         else:
-            free[r].pop(i)
-        where[k] = (r, o, take)
-        touched[r] = max(touched[r], o + req)
-    small = sum(t for t, size in zip(touched, regions, strict=True) if size <= MMAP_THRESHOLD_MAX_BYTES)
-    return sum(touched), sum(regions), small
+            self.free[r].pop(i)
+        self.where[k] = (r, o, take)
+        self.touched[r] = max(self.touched[r], o + req)
+
+    def release(self, k: int) -> None:
+        if k not in self.where:
+            return
+        r, off, sz = self.where.pop(k)
+        chunks = sorted([*self.free[r], (off, sz)])
+        merged: list[tuple[int, int]] = []
+        for o, s in chunks:
+            if merged and merged[-1][0] + merged[-1][1] == o:
+                merged[-1] = (merged[-1][0], merged[-1][1] + s)
+            else:
+                merged.append((o, s))
+        self.free[r] = merged
+
+    def replay(self, bufs: list[Buffer], keep: Iterable[bool] | None = None) -> None:
+        """Allocate and free ``bufs`` in step order (only those ``keep`` marks, when given)."""
+        mask = list(keep) if keep is not None else [True] * len(bufs)
+        for _, kind, k, _size in _events(bufs):
+            if not mask[k]:
+                continue
+            if kind == 1:
+                self.release(k)
+            else:
+                self.alloc(k, bufs[k][0])
+
+
+def bfc_touched_bytes(buffers: Iterable[Buffer], initial_bytes: int = 1 * MIB) -> tuple[int, int, int]:
+    """Simulate ORT's BFC arena over one run: (bytes touched, bytes reserved, bytes touched in
+    regions small enough for glibc to serve from its heap, ≤ 32 MiB: those can reuse load leftovers).
+
+    The reserved total is what a GPU's nvidia-smi shows. See :class:`_Bfc`.
+    """
+    arena = _Bfc(initial_bytes)
+    arena.replay(list(buffers))
+    small = sum(t for t, size in zip(arena.touched, arena.regions, strict=True)
+                if size <= MMAP_THRESHOLD_MAX_BYTES)
+    return sum(arena.touched), sum(arena.regions), small
+
+
+def second_run_growth_bytes(buffers: Iterable[Buffer], untraced: Iterable[bool], block_bytes: int,
+                            initial_bytes: int = 1 * MIB) -> tuple[tuple[int, int, int], ...]:
+    """Per arena region after the second run: ``(region size, bytes touched by the first run,
+    bytes the second run touches beyond that)``.
+
+    The memory-pattern block is allocated through the arena (``alloc->Alloc(peak_size)`` in
+    onnxruntime/core/framework/execution_frame.cc, ORT 1.32; not ``Reserve``), so it is placed in
+    the chunks the first run freed when one region is big enough, and only pages beyond that
+    region's touched part are new. Tensors the pattern does not hold (graph outputs, kernel
+    scratch: ``untraced``) are then allocated around it as in the first run.
+    NOTE: bench (bench/ort_measure.py-style probe, VmRSS after each run): t-lstm_lm 16×256: first
+    run +753 MiB (simulated 737), second +16 (block 345 MiB fits a first-run region; simulated
+    +32); t-mobilenet_v2 16×224²: +128 (simulated 128), +31 (simulated 31); gru-512 512×4: +33
+    (simulated 32), +0 (simulated 0); const-mlp-2k 2048×32: second run +32 (block 32 MiB > its
+    two 16 MiB regions; simulated 32).
+    """
+    bufs = list(buffers)
+    arena = _Bfc(initial_bytes)
+    arena.replay(bufs)
+    before = list(arena.touched)
+    if block_bytes > 0:
+        arena.alloc(-1, block_bytes)
+    arena.replay(bufs, untraced)
+    first = before + [0] * (len(arena.touched) - len(before))
+    return tuple((size, t1, t - t1) for size, t1, t in zip(arena.regions, first, arena.touched, strict=True))
