@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := resources/samples/sample-convnet.onnx
 
-.PHONY: run test lint sysdeps bench clean
+.PHONY: run test lint sysdeps bench wheel clean
 
 $(STAMP): pyproject.toml
 	@bash packaging/sysdeps.sh
@@ -19,15 +19,22 @@ $(STAMP): pyproject.toml
 sysdeps:
 	@bash packaging/sysdeps.sh
 
-run: $(STAMP)
+# The sample model is generated (deterministically), not committed.
+$(SAMPLE): packaging/make_sample_model.py | $(STAMP)
+	$(BIN)/python packaging/make_sample_model.py
+
+run: $(STAMP) $(SAMPLE)
 	$(BIN)/advisor $(SAMPLE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check advisor tests bench packaging
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) $(SAMPLE) lint
 	$(BIN)/python -m pytest -q
+
+wheel: $(STAMP) $(SAMPLE)
+	$(BIN)/python -m pip wheel --no-deps -w dist .
 
 bench: $(STAMP)
 	$(BIN)/python bench/accuracy.py --quick

@@ -29,3 +29,11 @@ def tight_file(tmp_path: Path) -> Path:
     path = tmp_path / "tight.json"
     save_hardware_file(hw.laptop(ram_gib=0.6), path)
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sample_model() -> Path:
+    """The bundled sample model, generated when missing (it is not committed; see resources/samples)."""
+    from tests.builders.sample import ensure_sample
+
+    return ensure_sample()

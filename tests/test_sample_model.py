@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from advisor.resources import resource
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("make_sample_model", ROOT / "packaging" / "make_sample_model.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.builders.sample import generator
 
 
 def test_sample_is_reproducible(tmp_path: Path) -> None:
     out = tmp_path / "sample.onnx"
     import onnx
 
-    onnx.save_model(_generator().build(), out)
+    onnx.save_model(generator().build(), out)
     shipped = resource("samples", "sample-convnet.onnx").read_bytes()
     assert out.read_bytes() == shipped, "resources/samples is stale: run packaging/make_sample_model.py"
 
