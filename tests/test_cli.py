@@ -142,3 +142,19 @@ def test_a_folder_holding_one_onnx_model_is_analyzed(capsys: pytest.CaptureFixtu
     assert rc == 0, err
     doc = json.loads(out)
     assert doc["model"]["format"] == "onnx" and doc["options"]
+
+
+def test_a_model_folder_keeps_its_path_and_commands_name_the_model_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.builders.gguf_models import tiny_llama_gguf
+
+    folder = tmp_path / "gguf-folder"
+    folder.mkdir()
+    gguf = tiny_llama_gguf(folder / "tiny.gguf")
+    rc, out, err = _run(capsys, "plan", str(folder), "--device", "rpi4-4gb", "--context", "4096", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["model"]["path"] == str(folder)  # what the person opened
+    commands = "\n".join(o["how_to"] for o in doc["options"])
+    assert str(gguf) in commands and f"-m {folder} " not in commands

@@ -310,9 +310,9 @@ def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
     # NOTE: ORT's behaviour does not depend on the target's size; only x86-64 CPUs get NCHWc
     # (MLAS reports an NCHWc block size only there: onnxruntime/core/mlas/lib/snchwc.cpp).
     x86 = (hardware.cpu.arch or "x86_64").lower() in ("x86_64", "amd64", "x86", "i686")
-    skeleton = _skeleton(profile.path)
-    ins = resolve_inputs(skeleton, workload, profile.path)
-    inferred, problem = infer_shapes(skeleton, ins.shapes, profile.path)
+    skeleton = _skeleton(profile.load_path)
+    ins = resolve_inputs(skeleton, workload, profile.load_path)
+    inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
     cuda = runtime == "onnxruntime-cuda"
     gm = graph_memory(inferred, count_inputs=cuda)
     notes = list(ins.notes)

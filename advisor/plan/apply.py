@@ -68,7 +68,7 @@ def quantize_onnx_int8_dynamic(
     cancel: CancelToken | None = None,
 ) -> Path:
     """int8 dynamic quantization (MatMul/Conv weights) of an ONNX model, written as a new file."""
-    source = Path(model.path)
+    source = Path(model.load_path)
     if model.format != "onnx" or not source.is_file():
         raise AdvisorError("int8 dynamic quantization needs an ONNX model file", source)
     report = progress or (lambda fraction, message: None)

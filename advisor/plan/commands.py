@@ -16,7 +16,7 @@ def q(path: str | Path) -> str:
 
 def sibling(profile: ModelProfile, suffix: str, ext: str | None = None) -> str:
     """A file next to the model: ``model.onnx`` → ``model<suffix>.onnx`` (folders: ``<folder><suffix>``)."""
-    p = Path(profile.path)
+    p = Path(profile.load_path)
     if p.suffix:
         return str(p.with_name(f"{p.stem}{suffix}{ext if ext is not None else p.suffix}"))
     return str(p.with_name(f"{p.name}{suffix}{ext or ''}"))
@@ -24,7 +24,7 @@ def sibling(profile: ModelProfile, suffix: str, ext: str | None = None) -> str:
 
 def gguf_path(profile: ModelProfile) -> str:
     """The GGUF file llama.cpp runs: the model itself, or the file a conversion writes."""
-    return profile.path if profile.format == "gguf" else sibling(profile, "-bf16", ".gguf")
+    return profile.load_path if profile.format == "gguf" else sibling(profile, "-bf16", ".gguf")
 
 
 def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
@@ -37,14 +37,14 @@ def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None =
     parts += [f for f in flags if f]
     cmd = " ".join(parts)
     if profile.format != "gguf":
-        cmd = (f"python convert_hf_to_gguf.py {q(profile.path)} --outtype bf16 --outfile "
+        cmd = (f"python convert_hf_to_gguf.py {q(profile.load_path)} --outtype bf16 --outfile "
                f"{q(gguf_path(profile))}\n{cmd}")
     return cmd
 
 
 def vllm_serve(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
     """``vllm serve MODEL ...`` with the workload's context and sequences."""
-    parts = ["vllm", "serve", q(profile.path)]
+    parts = ["vllm", "serve", q(profile.load_path)]
     if workload is not None:
         if workload.context:
             parts += ["--max-model-len", str(workload.context)]
@@ -59,7 +59,7 @@ def vllm_serve(profile: ModelProfile, *flags: str, workload: Workload | None = N
 def hf_load(profile: ModelProfile, runtime: str, extra: str = "") -> str:
     """A transformers snippet that loads the model for ``runtime``."""
     device = "device_map='auto'" if runtime == "pytorch-cuda" else "device_map='cpu'"
-    args = ", ".join(a for a in (repr(profile.path), "torch_dtype='auto'", device, extra) if a)
+    args = ", ".join(a for a in (repr(profile.load_path), "torch_dtype='auto'", device, extra) if a)
     return f"from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained({args})"
 
 
@@ -72,7 +72,7 @@ def ort_session(path: str, runtime: str) -> str:
 def run_command(profile: ModelProfile, runtime: str, workload: Workload, *, gpu: bool = False) -> str:
     """How to run the model as analysed, on ``runtime`` (``gpu``: the target has an NVIDIA GPU)."""
     if profile.format == "onnx":
-        return ort_session(profile.path, runtime)
+        return ort_session(profile.load_path, runtime)
     if runtime == "llama.cpp":
         ngl = "" if not gpu else "-ngl 999" if workload.gpu_layers is None else f"-ngl {workload.gpu_layers}"
         return llama_server(profile, ngl, workload=workload)

@@ -108,7 +108,7 @@ def batch(ctx: PlanContext) -> list[PlanOption]:
         trade = ("smaller batches: same latency per sample, fewer samples per second"
                  if shrinking else "larger batches: more samples per second, higher latency per batch")
         name = a.model.inputs[0].name if a.model.inputs else "input"
-        how = (commands.ort_session(a.model.path, a.runtime)
+        how = (commands.ort_session(a.model.load_path, a.runtime)
                + f"\nfor i in range(0, len(x), {n}):\n    sess.run(None, {{{name!r}: x[i:i + {n}]}})")
     title = f"{'Reduce' if shrinking else 'Raise'} {unit} to {n}" if shrinking or n > cur else f"{unit} {n}"
     return [option(best, kind="batch", title=title, risk="low", quality_rank=0,
@@ -189,7 +189,7 @@ def weights(ctx: PlanContext) -> list[PlanOption]:
 
 
 def _onnx_weights(ctx: PlanContext) -> list[PlanOption]:
-    path = ctx.model.path
+    path = ctx.model.load_path
     out_fp16 = commands.sibling(ctx.model, ".fp16")
     out_int8 = commands.sibling(ctx.model, ".int8")
     out_qdq = commands.sibling(ctx.model, ".qdq")

@@ -120,7 +120,7 @@ def weight_slots(profile: ModelProfile, ops: tuple[str, ...]) -> WeightSlots | N
     from advisor.readers.onnx_skeleton import load_skeleton
 
     try:
-        model = load_skeleton(Path(profile.path), keep_data_bytes=0)
+        model = load_skeleton(Path(profile.load_path), keep_data_bytes=0)
     except (AdvisorError, OSError):
         return None
     graph = model.graph
@@ -263,7 +263,7 @@ def _matrix_bits(profile: ModelProfile) -> float:
 def llm_weight_choices(profile: ModelProfile, runtime: str, *, cuda: bool) -> list[WeightChoice]:
     """Weight types worth trying for an LLM stored as ``profile`` run on ``runtime``."""
     choices: list[WeightChoice] = []
-    path = profile.path
+    path = profile.load_path
     if profile.format == "gguf":
         stored_bits = _matrix_bits(profile)
         for qtype, risk, reason, rank in GGUF_TYPES:

@@ -221,7 +221,7 @@ def _cloud_option(ctx: PlanContext, t: Trial) -> PlanOption:
     gpus = [g for g in h.gpus if g.vendor == "nvidia"]
     gpu_desc = f"{len(gpus)}× {gpus[0].name}" if gpus else "CPU only"
     if ctx.model.format == "onnx":
-        how = "pip install onnxruntime-gpu\n" + commands.ort_session(ctx.model.path, t.runtime)
+        how = "pip install onnxruntime-gpu\n" + commands.ort_session(ctx.model.load_path, t.runtime)
     elif t.runtime == "llama.cpp":
         how = _tp_how(ctx, t) if n > 1 else commands.llama_server(ctx.model, "-ngl 999", workload=t.workload)
     elif t.runtime == "pytorch-cuda" and ctx.is_llm:

@@ -25,10 +25,8 @@ def read_model(path: str | Path) -> ModelProfile:
     profile = _dispatch(found)
     if found.notes:
         profile = dataclasses.replace(profile, notes=profile.notes + found.notes)
-    if profile.path != str(path) and profile.format != "onnx":
-        # A folder the person opened stays the model's path; an ONNX model's path stays its .onnx file,
-        # which the estimator's shape inference and the int8 apply read.
-        profile = dataclasses.replace(profile, path=str(path))
+    if profile.path != str(path):
+        profile = dataclasses.replace(profile, path=str(path))  # what the person opened; see load_path
     return profile
 
 

@@ -140,6 +140,14 @@ class ModelProfile:
     def is_llm(self) -> bool:
         return self.arch is not None
 
+    @property
+    def load_path(self) -> str:
+        """What a runtime is pointed at: the ``.onnx`` file or the first ``.gguf`` file, even when a
+        folder was opened; for safetensors, what was opened (a file, or the Hugging Face folder)."""
+        if self.format in ("onnx", "gguf") and self.files:
+            return self.files[0]
+        return self.path
+
     def to_dict(self, *, with_tensors: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the ``model`` object of ``advisor analyze --json``)."""
         out: dict[str, Any] = {
