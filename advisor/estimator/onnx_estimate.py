@@ -8,8 +8,6 @@ shape-inferred under the workload (:mod:`advisor.estimator.shapes`) and walked f
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,11 +15,13 @@ from typing import TYPE_CHECKING
 from advisor.dtypes import nbytes, onnx_dtype
 from advisor.errors import AdvisorError, ModelFormatError
 from advisor.estimator import ort_overhead as ort
+from advisor.estimator.file_cache import FileCache, file_key
 from advisor.estimator.liveness import Liveness, Step, activation_peak, outer_reads
 from advisor.estimator.shapes import infer_shapes, resolve_inputs
-from advisor.estimator.types import MIB, Estimate, Workload
+from advisor.estimator.types import Estimate, Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.readers.profile import ModelProfile
+from advisor.units import format_bytes
 
 if TYPE_CHECKING:
     import onnx
@@ -271,32 +271,17 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
     )
 
 
-_skeletons: OrderedDict[tuple[str, int, int], onnx.ModelProto] = OrderedDict()
-_skeleton_lock = threading.Lock()
+_skeletons: FileCache[onnx.ModelProto] = FileCache(4)
 
 
 def _skeleton(path: str) -> onnx.ModelProto:
     from advisor.readers.onnx_skeleton import load_skeleton
 
     try:
-        st = Path(path).stat()
+        key = file_key(path)
     except OSError as exc:
         raise ModelFormatError(f"cannot read the model ({exc.strerror})", path) from None
-    key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-    with _skeleton_lock:
-        if key in _skeletons:
-            _skeletons.move_to_end(key)
-            return _skeletons[key]
-    model = load_skeleton(Path(path))
-    with _skeleton_lock:
-        _skeletons[key] = model
-        while len(_skeletons) > 4:
-            _skeletons.popitem(last=False)
-    return model
-
-
-def _mib(n: int) -> str:
-    return f"{n / MIB:,.0f} MiB" if n >= 10 * MIB else f"{n / MIB:,.1f} MiB"
+    return _skeletons.get_or_make(key, lambda: load_skeleton(Path(path)))
 
 
 def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
@@ -369,15 +354,16 @@ def _cpu(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
     run_high = gm.arena_touched_bytes + gm.pattern_high_bytes
     high = wt.resident_bytes + int(1.3 * session) + wt.load_extra_high_bytes + int(run_high * 1.4 * wide)
     activations = run
-    notes.append(f"weights {_mib(wt.resident_bytes)} resident after load"
-                 + (f" (incl. +{_mib(wt.upcast_bytes)} for float32 copies of half-precision weights: "
+    notes.append(f"weights {format_bytes(wt.resident_bytes)} resident after load"
+                 + (f" (incl. +{format_bytes(wt.upcast_bytes)} for float32 copies of half-precision weights: "
                     "the CPU runtime has no fp16 kernels for them)" if wt.upcast_bytes else ""))
-    notes.append(f"activations: liveness peak {_mib(gm.peak_bytes)}; the arena touches ~{_mib(gm.arena_touched_bytes)} "
-                 f"in the first run, the memory-pattern block adds {_mib(gm.pattern_block_bytes)} from the second")
+    notes.append(f"activations: liveness peak {format_bytes(gm.peak_bytes)}; the arena touches "
+                 f"~{format_bytes(gm.arena_touched_bytes)} in the first run, the memory-pattern block adds "
+                 f"{format_bytes(gm.pattern_block_bytes)} from the second")
     if wt.load_extra_bytes - wt.retained_bytes > run - reuse:
-        notes.append(f"the peak is reached while loading: ~{_mib(wt.load_extra_bytes)} of freed protobuf and "
+        notes.append(f"the peak is reached while loading: ~{format_bytes(wt.load_extra_bytes)} of freed protobuf and "
                      "pre-pack copies stay in the heap")
-    notes.append(f"input arrays ({_mib(gm.input_bytes)}) are the caller's and not included")
+    notes.append(f"input arrays ({format_bytes(gm.input_bytes)}) are the caller's and not included")
     return _Parts(wt.resident_bytes, activations, max(session, peak - wt.resident_bytes - activations),
                   peak, min(low, peak), max(high, peak), None)
 
@@ -394,11 +380,11 @@ def _cuda(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
             + int((2 * arena + gm.pattern_block_bytes) * wide)
             + (ort.CUDA_CONV_WORKSPACE_HIGH_BYTES if gm.has_conv else 0))
     host = ort.CUDA_HOST_LIBS_BYTES + ort.CPU_SESSION_BYTES + wt.stored_bytes
-    notes.append(f"CUDA context and libraries ~{_mib(session)} (527 MiB bare context measured on an H100, "
+    notes.append(f"CUDA context and libraries ~{format_bytes(session)} (527 MiB bare context measured on an H100, "
                  "driver 580; cuBLAS/cuDNN on top — not measured on this build machine)")
-    notes.append(f"activations: liveness peak {_mib(gm.peak_bytes)} (inputs copied to the device included), "
-                 f"arena regions double → {_mib(arena)} reserved, plus the memory-pattern block")
+    notes.append(f"activations: liveness peak {format_bytes(gm.peak_bytes)} (inputs copied to the device included), "
+                 f"arena regions double → {format_bytes(arena)} reserved, plus the memory-pattern block")
     if gm.has_conv:
         notes.append("cuDNN convolution workspaces can add up to ~1 GiB (in the high end of the range)")
-    notes.append(f"host RAM: the model is parsed on the host during load (~{_mib(host)} incl. CUDA libraries)")
+    notes.append(f"host RAM: the model is parsed on the host during load (~{format_bytes(host)} incl. CUDA libraries)")
     return _Parts(wt.resident_bytes, activations, session, peak, min(low, peak), max(high, peak), host)

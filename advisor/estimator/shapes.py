@@ -15,13 +15,11 @@ same model many times (a binary search over batch).
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from advisor.errors import WorkloadError
+from advisor.estimator.file_cache import FileCache, file_key
 from advisor.estimator.types import Workload
 
 if TYPE_CHECKING:
@@ -167,9 +165,7 @@ def _show(dims: list[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
-_cache: OrderedDict[tuple[str, int, int, tuple[tuple[str, Shape], ...]], tuple[onnx.ModelProto, str | None]]
-_cache = OrderedDict()
-_lock = threading.Lock()
+_inferred: FileCache[tuple[onnx.ModelProto, str | None]] = FileCache(_CACHE_SIZE)
 
 
 def infer_shapes(skeleton: onnx.ModelProto, shapes: dict[str, Shape],
@@ -180,26 +176,13 @@ def infer_shapes(skeleton: onnx.ModelProto, shapes: dict[str, Shape],
         (inferred model, problem): ``problem`` is None on success, else one line saying why
         inference failed (the un-inferred copy is returned then, so callers degrade, not crash).
     """
-    key = None
-    if path:
-        try:
-            st = Path(path).stat()
-            key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, tuple(sorted(shapes.items())))
-        except OSError:
-            key = None
-    if key is not None:
-        with _lock:
-            hit = _cache.get(key)
-            if hit is not None:
-                _cache.move_to_end(key)
-                return hit
-    result = _infer(skeleton, shapes)
-    if key is not None:
-        with _lock:
-            _cache[key] = result
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-    return result
+    try:
+        key = (*file_key(path), tuple(sorted(shapes.items()))) if path else None
+    except OSError:
+        key = None
+    if key is None:
+        return _infer(skeleton, shapes)
+    return _inferred.get_or_make(key, lambda: _infer(skeleton, shapes))
 
 
 def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.ModelProto, str | None]:
@@ -281,5 +264,4 @@ def _static(value: onnx.ValueInfoProto) -> bool:
 
 def clear_cache() -> None:
     """Forget every cached inference (tests, or after a model file changed in place)."""
-    with _lock:
-        _cache.clear()
+    _inferred.clear()

@@ -1,0 +1,48 @@
+"""A small thread-safe LRU cache keyed on a model file's identity (path, mtime, size) plus extras.
+
+The plan re-estimates one model many times (bisection over batch, context, GPU layers); the
+skeleton and its shape inference depend only on the file and the input shapes, so both are kept
+here. A file changed in place gets a new key (its mtime or size moves).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+def file_key(path: str | Path) -> tuple[str, int, int]:
+    """``(resolved path, mtime_ns, size)``; raises OSError when the file cannot be stat'ed."""
+    st = Path(path).stat()
+    return str(Path(path).resolve()), st.st_mtime_ns, st.st_size
+
+
+class FileCache(Generic[V]):
+    """At most ``size`` values, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        """The cached value for ``key``, or ``make()``'s (computed outside the lock, then kept)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
