@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ort_measure import reset_hwm, vm_status
+from proc_memory import reset_hwm, vm_status
 
 
 def _no_gpu(reason: str) -> int:

@@ -35,7 +35,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-_STATUS_RE = re.compile(r"^(Vm\w+|Rss\w+):\s+(\d+) kB", re.MULTILINE)
+from proc_memory import reply, reset_hwm, vm_status
+
 # What llama.cpp logs about its buffers (llama-model.cpp load_tensors, llama-kv-cache.cpp,
 # llama-context.cpp). "CPU_Mapped model buffer size =   123.45 MiB" and the like.
 _BUF_RE = re.compile(r"(?P<what>[\w ]*?)\s*(?P<kind>model|KV|compute|output|RS) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
@@ -43,15 +44,6 @@ _KV_LINE = re.compile(r"size =\s*([\d.]+) MiB \(\s*(\d+) cells,\s*(\d+) layers")
 _MIB = 1024 * 1024
 
 
-def vm_status() -> dict[str, int]:
-    """``VmRSS``/``VmHWM``/``RssAnon``/``RssFile`` of this process in bytes, from /proc/self/status."""
-    text = Path("/proc/self/status").read_text()
-    return {k: int(v) * 1024 for k, v in _STATUS_RE.findall(text)}
-
-
-def reset_hwm() -> None:
-    """Reset VmHWM to the current RSS (proc(5): writing 5 to clear_refs, Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def parse_log(text: str) -> dict[str, Any]:
@@ -175,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model")
     ap.add_argument("options", nargs="?", default="{}", help="JSON options (see the module doc)")
     args = ap.parse_args(argv)
-    print(json.dumps(measure(args.model, json.loads(args.options))))
-    return 0
+    return reply(lambda: measure(args.model, json.loads(args.options)))
 
 
 if __name__ == "__main__":

@@ -33,25 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-_STATUS_RE = re.compile(r"^(Vm\w+):\s+(\d+) kB", re.MULTILINE)
+from proc_memory import reply, reset_hwm, vm_status
+
 VARIANTS = ("", "eager", "math", "keep_all", "static", "mmap_off")
 
 
-def vm_status() -> dict[str, int]:
-    """``VmRSS``/``VmHWM``/... of this process in bytes, from /proc/self/status."""
-    text = Path("/proc/self/status").read_text()
-    return {k: int(v) * 1024 for k, v in _STATUS_RE.findall(text)}
-
-
-def reset_hwm() -> None:
-    """Reset VmHWM to the current RSS (proc(5): writing 5 to clear_refs, Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5")
 
 
 def measure(folder: str, *, dtype: str, batch: int, prompt: int, new: int, pad: int,
@@ -137,14 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pad", type=int, default=0, help="left-pad every other row by this many tokens")
     ap.add_argument("--variant", default="", choices=VARIANTS)
     args = ap.parse_args(argv)
-    try:
-        result = measure(args.folder, dtype=args.dtype, batch=args.batch, prompt=args.prompt, new=args.new,
-                         pad=args.pad, variant=args.variant)
-    except Exception as exc:  # report, never a traceback to the parent's parser
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        return 1
-    print(json.dumps(result))
-    return 0
+    return reply(lambda: measure(args.folder, dtype=args.dtype, batch=args.batch, prompt=args.prompt, new=args.new,
+                         pad=args.pad, variant=args.variant))
 
 
 if __name__ == "__main__":

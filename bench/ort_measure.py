@@ -23,23 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from pathlib import Path
 from typing import Any
 
-_STATUS_RE = re.compile(r"^(Vm\w+):\s+(\d+) kB", re.MULTILINE)
-
-
-def vm_status() -> dict[str, int]:
-    """``VmRSS``/``VmHWM``/... of this process in bytes, from /proc/self/status."""
-    text = Path("/proc/self/status").read_text()
-    return {k: int(v) * 1024 for k, v in _STATUS_RE.findall(text)}
-
-
-def reset_hwm() -> None:
-    """Reset VmHWM to the current RSS (proc(5): writing 5 to clear_refs, Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5")
+from proc_memory import reply, reset_hwm, vm_status
 
 
 def measure(model: str, shapes: dict[str, list[int]], dtypes: dict[str, str], runs: int) -> dict[str, Any]:
@@ -88,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtypes", default="{}", help='JSON {"input": "int64"}; default float32')
     ap.add_argument("--runs", type=int, default=2)
     args = ap.parse_args(argv)
-    try:
-        result = measure(args.model, json.loads(args.shapes), json.loads(args.dtypes), args.runs)
-    except Exception as exc:  # report, never a traceback to the parent's parser
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        return 1
-    print(json.dumps(result))
-    return 0
+    return reply(lambda: measure(args.model, json.loads(args.shapes), json.loads(args.dtypes), args.runs))
 
 
 if __name__ == "__main__":
