@@ -290,3 +290,11 @@ def test_moe_gets_experts_on_the_cpu(tmp_path: Path) -> None:
     assert "--override-tensor exps=CPU" in moe.how_to and "--n-cpu-moe" in moe.how_to
     assert moe.profile is not None and moe.profile.weight_bytes < analysis.model.weight_bytes
     assert_fitting_options_fit(plan, analysis)
+
+
+def test_structured_pruning_that_removes_nothing_is_not_offered(tmp_path: Path) -> None:
+    path = gguf_models.tiny_llama_gguf(tmp_path / "tiny.gguf")  # 2 layers: 25 % would drop 0 of them
+    plan = make_plan(analyze(read_model(path), laptop(16), Workload(context=1024)), catalog=())
+    structured = [o for o in plan.options if o.kind == "prune" and "Structured" in o.title]
+    assert structured, "50 % still drops one of the two layers"
+    assert all("drop 0 " not in o.title for o in structured)

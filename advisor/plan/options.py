@@ -286,6 +286,8 @@ def pruning(ctx: PlanContext) -> list[PlanOption]:
     )]
     for fraction in (0.25, 0.5):
         pruned, what = prune_structured(a.model, fraction)
+        if pruned.weight_bytes >= a.model.weight_bytes:
+            continue  # too small to remove anything at this fraction (e.g. 2 layers × 25 %)
         t = ctx.ev.trial(pruned, a.workload, a.runtime, a.hardware)
         if t is None:
             continue
