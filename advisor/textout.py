@@ -11,6 +11,7 @@ from advisor.analysis import Analysis
 from advisor.hardware.profile import HardwareProfile
 from advisor.plan.types import Plan
 from advisor.units import format_bytes, format_count, format_price
+from advisor.verdict import certainty_text, verdict_words
 
 
 def _width() -> int:
@@ -18,19 +19,12 @@ def _width() -> int:
 
 
 def verdict_line(analysis: Analysis) -> str:
-    """The one line a person reads first: fits / does not fit, by how much, on what."""
+    """The one line a person reads first: fits / does not fit, by how much, on what, how sure."""
     f = analysis.fit
     basis = "available now" if f.basis == "available" else "total, minus margin"
-    where = f"{f.label} on {analysis.hardware.name}"
-    if f.fits:
-        head = f"FITS — {format_bytes(f.headroom_bytes)} headroom"
-        if f.certainty == "likely":
-            head += " (the top of the range would not fit)"
-    else:
-        head = f"DOES NOT FIT — short by {format_bytes(-f.headroom_bytes)}"
-        if f.certainty == "unlikely":
-            head += " (the bottom of the range would fit)"
-    return f"{head}: peak {format_bytes(f.peak_bytes)} vs {format_bytes(f.budget_bytes)} usable ({basis}) — {where}"
+    word, amount = verdict_words(f)
+    return (f"{word.upper()} — {amount}: peak {format_bytes(f.peak_bytes)} vs {format_bytes(f.budget_bytes)} "
+            f"usable ({basis}) — {f.label} on {analysis.hardware.name}; {certainty_text(f)}")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:

@@ -22,6 +22,7 @@ from advisor.plan.types import Plan, PlanOption
 from advisor.readers.profile import ModelProfile, TensorSpec
 from advisor.textout import verdict_line
 from advisor.units import format_bytes, format_count, format_price
+from advisor.verdict import certainty_text, verdict_words
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Which images the report shows, in order, with their captions (keys the fronts pass).
@@ -32,13 +33,6 @@ IMAGE_CAPTIONS: dict[str, str] = {
 # Metadata can hold whole licences or doc strings; a report shows a readable excerpt of each.
 _MAX_METADATA_ITEMS = 20
 _MAX_VALUE_CHARS = 300
-
-_CERTAINTY = {
-    "sure": "Certain: even the top of the estimate's range fits.",
-    "likely": "Likely: the predicted peak fits, but the top of the range would not.",
-    "unlikely": "Unlikely: the predicted peak does not fit, but the bottom of the range would.",
-    "no": "No: even the bottom of the estimate's range does not fit.",
-}
 
 Rows = list[tuple[str, str]]
 
@@ -106,10 +100,7 @@ def build_context(
 
 def _verdict(analysis: Analysis) -> dict[str, Any]:
     f, e = analysis.fit, analysis.estimate
-    if f.fits:
-        headline, amount = "Fits", f"{format_bytes(f.headroom_bytes)} headroom"
-    else:
-        headline, amount = "Does not fit", f"short by {format_bytes(-f.headroom_bytes)}"
+    headline, amount = verdict_words(f)
     per_gpu = f" per GPU (split over {e.tensor_parallel})" if e.tensor_parallel > 1 else ""
     return {
         "fits": f.fits,
@@ -121,7 +112,7 @@ def _verdict(analysis: Analysis) -> dict[str, Any]:
         "budget": format_bytes(f.budget_bytes),
         "memory": f.label,
         "certainty": f.certainty,
-        "certainty_text": _CERTAINTY.get(f.certainty, f.certainty),
+        "certainty_text": certainty_text(f).capitalize(),
         "host_note": (
             f"It also needs {format_bytes(e.host_bytes)} of system RAM, which the target does not have."
             if f.host_fits is False and e.host_bytes

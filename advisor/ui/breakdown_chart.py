@@ -22,6 +22,7 @@ from advisor.estimator.fit import ram_budget
 from advisor.estimator.types import GIB, MIB
 from advisor.ui import render as style
 from advisor.units import format_bytes
+from advisor.verdict import verdict_words
 
 # Part name → Okabe–Ito color name (see advisor/ui/render.py).
 PART_COLORS: dict[str, str] = {
@@ -108,11 +109,11 @@ def breakdown_rows(analysis: Analysis) -> tuple[BarRow, ...]:
 
 
 def verdict_text(analysis: Analysis) -> str:
-    """One line: 'Fits (likely): peak 13.4 GiB of a 71.0 GiB budget on GPU 0 · …'."""
+    """One line: 'Fits — 58 GiB headroom: peak 13.4 GiB (range …) of a 71.0 GiB budget on GPU 0 · …'."""
     fit = analysis.fit
-    head = {"sure": "Fits", "likely": "Fits (tight)", "unlikely": "Probably does not fit", "no": "Does not fit"}
+    word, amount = verdict_words(fit)
     text = (
-        f"{head[fit.certainty]}: peak {format_bytes(fit.peak_bytes)} "
+        f"{word} — {amount}: peak {format_bytes(fit.peak_bytes)} "
         f"(range {format_bytes(fit.low_bytes)}–{format_bytes(fit.high_bytes)}) "
         f"of a {format_bytes(fit.budget_bytes)} budget on {fit.label}"
     )

@@ -11,26 +11,17 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from advisor.units import format_bytes, format_bytes_range
+from advisor.verdict import certainty_text, verdict_words
 
 Tone = Literal["good", "warn", "bad", "neutral"]
 
-# What each certainty (advisor.estimator.types.Fit.certainty) means, in the person's words.
-CERTAINTY_TEXT: dict[str, str] = {
-    "sure": "sure — even the top of the range fits",
-    "likely": "likely — the estimate fits, the top of the range does not",
-    "unlikely": "unlikely — only the low end of the range fits",
-    "no": "no — even the low end of the range does not fit",
-}
 _TONES: dict[str, Tone] = {"sure": "good", "likely": "good", "unlikely": "warn", "no": "bad"}
 
 
 def verdict_headline(fit: Any) -> str:
     """One line: ``"Fits — 6.2 GiB headroom"`` or ``"Does not fit — short by 3.4 GiB"``."""
-    if fit.fits:
-        return f"Fits — {format_bytes(fit.headroom_bytes, decimals=1)} headroom"
-    if fit.capacity_bytes <= 0:
-        return f"Does not fit — {fit.label}"
-    return f"Does not fit — short by {format_bytes(-fit.headroom_bytes, decimals=1)}"
+    word, amount = verdict_words(fit, decimals=1)
+    return f"{word} — {amount}"
 
 
 def verdict_detail(analysis: Any) -> str:
@@ -53,7 +44,7 @@ def verdict_detail(analysis: Any) -> str:
 
 def certainty_line(fit: Any) -> str:
     """``"Certainty: likely — …"``."""
-    return "Certainty: " + str(CERTAINTY_TEXT.get(fit.certainty, fit.certainty))
+    return "Certainty: " + certainty_text(fit)
 
 
 def verdict_tone(fit: Any) -> Tone:
