@@ -18,13 +18,14 @@ def _width() -> int:
     return max(80, min(shutil.get_terminal_size((100, 24)).columns, 140))
 
 
-def verdict_line(analysis: Analysis) -> str:
+def verdict_line(analysis: Analysis, *, with_certainty: bool = True) -> str:
     """The one line a person reads first: fits / does not fit, by how much, on what, how sure."""
     f = analysis.fit
     basis = "available now" if f.basis == "available" else "total, minus margin"
     word, amount = verdict_words(f)
     return (f"{word.upper()} — {amount}: peak {format_bytes(f.peak_bytes)} vs {format_bytes(f.budget_bytes)} "
-            f"usable ({basis}) — {f.label} on {analysis.hardware.name}; {certainty_text(f)}")
+            f"usable ({basis}) — {f.label} on {analysis.hardware.name}"
+            + (f"; {certainty_text(f)}" if with_certainty else ""))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
