@@ -18,7 +18,7 @@ def _width() -> int:
     return max(80, min(shutil.get_terminal_size((100, 24)).columns, 140))
 
 
-def verdict_line(analysis: Analysis, *, with_certainty: bool = True) -> str:
+def verdict_line(analysis: Analysis, *, with_certainty: bool = False) -> str:
     """The one line a person reads first: fits / does not fit, by how much, on what, how sure."""
     f = analysis.fit
     basis = "available now" if f.basis == "available" else "total, minus margin"
@@ -43,7 +43,7 @@ def analysis_text(analysis: Analysis) -> str:
     m = analysis.model
     e = analysis.estimate
     lines = [
-        verdict_line(analysis),
+        verdict_line(analysis, with_certainty=True),
         "",
         f"Model    {m.name}  ({m.format}, {format_count(m.n_params)} params, "
         f"{format_bytes(m.weight_bytes)} of weights)",

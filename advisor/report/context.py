@@ -106,7 +106,7 @@ def _verdict(analysis: Analysis) -> dict[str, Any]:
         "fits": f.fits,
         "headline": headline,
         "amount": amount,
-        "line": verdict_line(analysis, with_certainty=False),  # certainty has its own row
+        "line": verdict_line(analysis),  # the certainty has its own row
         "peak": format_bytes(f.peak_bytes) + per_gpu,
         "range": f"{format_bytes(f.low_bytes)} – {format_bytes(f.high_bytes)}",
         "budget": format_bytes(f.budget_bytes),
