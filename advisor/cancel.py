@@ -40,7 +40,3 @@ class CancelToken:
         if self._event.is_set():
             raise Cancelled()
 
-
-def no_progress(fraction: float, message: str) -> None:
-    """A progress callback that ignores reports."""
-    del fraction, message

@@ -261,7 +261,3 @@ def _static(value: onnx.ValueInfoProto) -> bool:
     dims = _dims(value)
     return dims is not None and all(isinstance(d, int) for d in dims)
 
-
-def clear_cache() -> None:
-    """Forget every cached inference (tests, or after a model file changed in place)."""
-    _inferred.clear()
