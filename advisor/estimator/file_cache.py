@@ -42,7 +42,3 @@ class FileCache(Generic[V]):
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
