@@ -158,3 +158,36 @@ def test_a_model_folder_keeps_its_path_and_commands_name_the_model_file(
     assert doc["model"]["path"] == str(folder)  # what the person opened
     commands = "\n".join(o["how_to"] for o in doc["options"])
     assert str(gguf) in commands and f"-m {folder} " not in commands
+
+
+def _paddle_style_cnn(path: Path) -> Path:
+    """A conv net whose input is written as Paddle does: ``[-1, 3, ?, ?]`` (dim_value -1, dim_param "?")."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3, "?", "?"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.ones((8, 3, 3, 3), dtype=np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g", [x], [y], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    onnx.save(model, str(path))
+    return path
+
+
+def test_dynamic_dims_written_as_minus_one_or_question_mark_take_the_given_shape(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = _paddle_style_cnn(tmp_path / "paddle.onnx")
+    rc, out, err = _run(capsys, "analyze", str(path), "--input", "x=1,3,48,192", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["estimate"]["resolved_inputs"] == {"x": [1, 3, 48, 192]}
+    assert doc["model"]["inputs"][0]["shape"] == [None, 3, None, None]
+    # A fixed dim still has to match.
+    rc, _, err = _run(capsys, "analyze", str(path), "--input", "x=1,4,48,192")
+    assert rc == 2 and "fixed shape [?, 3, ?, ?]" in err
+    # Without --input, the -1 batch takes --batch and the open image dims the image size.
+    rc, out, err = _run(capsys, "analyze", str(path), "--batch", "2", "--image-size", "64", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["estimate"]["resolved_inputs"] == {"x": [2, 3, 64, 64]}

@@ -61,13 +61,20 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | str | None] | None:
         return None
     out: list[int | str | None] = []
     for d in t.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value > 0:
             out.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
+        elif d.HasField("dim_param") and d.dim_param.strip() not in _ANONYMOUS_DIMS:
             out.append(d.dim_param)
         else:
+            # NOTE: exporters write a dynamic dim as dim_value -1 (paddle2onnx, older tf2onnx),
+            # dim_value 0, dim_param "?" / "-1" (Paddle, some converters) or an empty dim; ONNX
+            # itself says an unset dim is unknown (onnx/IR.md "Tensor shapes"). All are symbolic.
             out.append(None)
     return out
+
+
+# dim_param spellings that name no dimension: they are positional unknowns, not names.
+_ANONYMOUS_DIMS = frozenset({"", "?", "-1", "0", "None", "none", "unk", "unknown"})
 
 
 # NOTE: defaults for symbolic dims the workload leaves open, so a first look at an image or text

@@ -308,10 +308,14 @@ class _Walk:
                 continue
             dim: int | str | None = None
             for h in iter_fields(buf, expect(g, LEN).start, g.end):
+                # A dim of -1 or 0, or a dim_param "?" / "-1", is how Paddle and other exporters
+                # write a dynamic dim: unknown (None), as in advisor.estimator.shapes.
                 if h.number == 1:
-                    dim = to_signed64(expect(h, VARINT).value)
+                    value = to_signed64(expect(h, VARINT).value)
+                    dim = value if value > 0 else None
                 elif h.number == 2:
-                    dim = read_str(buf, h) or None
+                    text = read_str(buf, h).strip()
+                    dim = None if text in ("", "?", "-1", "0") else text
             dims.append(dim)
         return tuple(dims)
 
