@@ -122,19 +122,6 @@ def test_compute_buffer_grows_with_cells_and_without_flash_attention() -> None:
     assert work_buffer_bytes(ARCH, ComputeShape(512, 8192, 1), {"float32"}, flash_attn=True) == 0
 
 
-def test_flash_attention_off_and_no_mmap_are_inside_the_range(tmp_path: Path) -> None:
-    prof = _gguf(tmp_path, "Q4_0")
-    assert prof.arch is not None
-    e = estimate(prof, Workload(context=8192), "llama.cpp", _on(AVX2))
-    plan = plan_llamacpp(prof, prof.arch, context=8192, batch=1, kv_dtype="f16", weight_dtype=None,
-                         gpu_layers=None, cuda=False)
-    priced, _ = gguf_tensor_bytes(prof, None)
-    for kw in ({"flash_attn": False}, {"use_mmap": False}):
-        p = cpu_peak_parts(prof, prof.arch, priced, n_ctx=plan.n_ctx, n_seq=1, kv_bytes=plan.cpu_kv_bytes,
-                           prompt=8190, cpu=AVX2, **kw)  # type: ignore[arg-type]
-        assert e.low_bytes <= p.peak_bytes <= e.high_bytes
-
-
 @pytest.mark.parametrize(("context", "batch", "cells"), [(1000, 4, 4096), (100, 3, 768), (2048, 1, 2048)])
 def test_context_is_padded_per_stream(context: int, batch: int, cells: int) -> None:
     prof = ModelProfile(path="x.gguf", format="gguf", name="x", n_params=0, weight_bytes=0, params_by_dtype={},
