@@ -53,6 +53,10 @@ def test_inplace_elementwise_reuses_a_dying_input() -> None:
     sizes = {"x": 0, "a": 64, "b": 64, "y": 8}
     assert activation_peak(steps, sizes, graph_outputs=["y"]).peak_bytes == 72
     assert activation_peak(steps, sizes, graph_outputs=["y"], inplace=False).peak_bytes == 128
+    # Binary element-wise ops get a new buffer on onnxruntime's CPU EP (no MayInplace), unary
+    # activations write over a dying input.
+    steps3 = [Step("Conv", ("x",), ("a",)), Step("Add", ("a", "bias"), ("b",)), Step("Conv", ("b",), ("y",))]
+    assert activation_peak(steps3, sizes, graph_outputs=["y"], weights=["bias"]).peak_bytes == 64 + 64
     # If the input lives on (read again later), Relu cannot write over it.
     steps2 = [*steps[:2], Step("Add", ("a", "b"), ("y",))]
     assert activation_peak(steps2, sizes, graph_outputs=["y"]).peak_bytes == 64 + 64 + 8
