@@ -318,3 +318,28 @@ def test_custom_op_widens_the_range_compared_with_a_known_op(tmp_path: Path) -> 
     assert not any("unknown shape" in n for n in known.notes)
     assert any("unknown shape" in n for n in custom.notes)
     assert custom.high_bytes - custom.peak_bytes > known.high_bytes - known.peak_bytes
+
+
+def test_constant_folding_keeps_only_the_folded_values_a_computing_node_reads(tmp_path: Path) -> None:
+    # w (1 MiB) → Transpose → Reshape → MatMul: onnxruntime folds the chain into ONE new
+    # initializer (1 MiB) and drops w and the intermediate: no net extra weight bytes.
+    w = numpy_helper.from_array(np.zeros((512, 512), np.float32), "w")
+    shape = numpy_helper.from_array(np.array([512, 512], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["w"], ["wt"]), helper.make_node("Reshape", ["wt", "shape"], ["wr"]),
+         helper.make_node("MatMul", ["x", "wr"], ["y"])],
+        "fold", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 512])], [w, shape])
+    path = _save(graph, tmp_path / "fold.onnx")
+    inferred, _ = infer_shapes(_skeleton(str(path)), {"x": (4, 512)}, str(path))
+    assert graph_memory(inferred, count_inputs=False).fold_extra_bytes == 0
+    # A weight folded out of a Constant node and kept by a second reader adds its folded copy.
+    c = helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.zeros((512, 512), np.float32)))
+    graph2 = helper.make_graph(
+        [c, helper.make_node("Transpose", ["k"], ["kt"]), helper.make_node("MatMul", ["x", "kt"], ["a"]),
+         helper.make_node("MatMul", ["a", "k"], ["y"])],
+        "fold2", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 512])], [])
+    path2 = _save(graph2, tmp_path / "fold2.onnx")
+    inferred2, _ = infer_shapes(_skeleton(str(path2)), {"x": (4, 512)}, str(path2))
+    assert graph_memory(inferred2, count_inputs=False).fold_extra_bytes == 512 * 512 * 4

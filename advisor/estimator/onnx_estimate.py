@@ -120,8 +120,9 @@ class _Walker:
         self.unknown: set[str] = set()
         self.weights: set[str] = set()
         self.weight_bytes: dict[str, int] = {}
-        self.fold_out = 0
+        self.fold_out: dict[str, int] = {}
         self.fold_in: set[str] = set()
+        self.compute_reads: set[str] = set()
         self.n_nodes = 0
         self.has_conv = False
         self.uses: dict[str, list[str]] = {}
@@ -147,8 +148,12 @@ class _Walker:
         for sp in g.sparse_initializer:
             self.weights.add(sp.values.name)
         for node in g.node:
-            if depth and node.op_type == "Constant":
-                self.sub_weights.update(node.output)
+            if node.op_type == "Constant":
+                value = next((at.t for at in node.attribute if at.name == "value" and at.HasField("t")), None)
+                if value is not None and node.output:
+                    self.weight_bytes[node.output[0]] = _init_bytes(value)
+                if depth:
+                    self.sub_weights.update(node.output)
             for attr in node.attribute:
                 for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
                     self._collect(sub, depth + 1)
@@ -177,9 +182,10 @@ class _Walker:
                     ins and node.op_type not in _NO_FOLD and all(n in self.weights for n in ins)):
                 self.weights.update(node.output)
                 if node.op_type != "Constant":
-                    self.fold_out += sum(max(0, self.known.get(o, 0)) for o in node.output)
+                    self.fold_out.update((o, max(0, self.known.get(o, 0))) for o in node.output if o)
                     self.fold_in.update(ins)
                 continue
+            self.compute_reads.update(ins)
             scratch = 0
             reads: set[str] = set()
             for attr in node.attribute:
@@ -236,7 +242,13 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
     full = w.peak(g, steps, count_inputs=count_inputs)
     pattern = w.peak(g, steps, count_inputs=count_inputs, drop_outputs=True)
     sizes = w.sizes({v.name for v in (*g.input, *g.output)} - w.weights)
-    dropped = sum(w.weight_bytes.get(n, 0) for n in w.fold_in)
+    # Constant folding keeps only the folded values a computing node (or the caller) reads; the
+    # intermediates of a folded chain (w → Transpose → Reshape) and the originals nothing else
+    # reads are freed (onnxruntime/core/optimizer/constant_folding.cc replaces the folded node's
+    # output by a new initializer and removes nodes and initializers left without consumers).
+    kept = w.compute_reads | {v.name for v in g.output}
+    folded = sum(size for name, size in w.fold_out.items() if name in kept)
+    dropped = sum(w.weight_bytes.get(n, 0) for n in w.fold_in if n not in kept)
     touched, reserved, small = ort.bfc_touched_bytes(full.buffers)
     # ORT's memory pattern holds only the OrtValues the first run traced: graph outputs
     # (``kAllocateOutput``) and kernels' own scratch (RNN gates, subgraph sessions) are not traced
@@ -260,7 +272,7 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
         input_bytes=sum(sizes.get(v.name, 0) for v in g.input if v.name not in w.weights),
         output_bytes=sum(sizes.get(v.name, 0) for v in g.output),
         sum_bytes=full.allocated_bytes,
-        fold_extra_bytes=max(0, w.fold_out - dropped),
+        fold_extra_bytes=max(0, folded - dropped),
         n_nodes=w.n_nodes, unknown_tensors=len(w.unknown), has_conv=w.has_conv,
         weight_copies=ort.prepack_copies(w.uses, w.weights), subgraph_weights=frozenset(w.sub_weights),
         nchwc_weights=frozenset(w.nchwc),
