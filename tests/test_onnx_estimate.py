@@ -343,3 +343,22 @@ def test_constant_folding_keeps_only_the_folded_values_a_computing_node_reads(tm
     path2 = _save(graph2, tmp_path / "fold2.onnx")
     inferred2, _ = infer_shapes(_skeleton(str(path2)), {"x": (4, 512)}, str(path2))
     assert graph_memory(inferred2, count_inputs=False).fold_extra_bytes == 512 * 512 * 4
+
+
+def test_sizes_shape_inference_misses_follow_from_ops_that_keep_the_element_count(tmp_path: Path) -> None:
+    # A custom-domain op onnx cannot infer, then Reshape (to a computed target onnx cannot
+    # see: a graph input), Transpose and Relu: each keeps the element count of its input.
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"]),
+         helper.make_node("Reshape", ["a", "target"], ["b"]),
+         helper.make_node("Transpose", ["b"], ["c"]),
+         helper.make_node("Add", ["c", "c"], ["y"])],
+        "prop", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 1024]),
+                 helper.make_tensor_value_info("target", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    path = _save(graph, tmp_path / "prop.onnx")
+    inferred, _ = infer_shapes(_skeleton(str(path)), {"x": (64, 1024), "target": (2,)}, str(path))
+    gm = graph_memory(inferred, count_inputs=False)
+    assert gm.unknown_tensors == 0
+    # a (256 KiB) is viewed as b and dies at the Transpose; c and y (256 KiB each) at the Add.
+    assert gm.peak_bytes == 2 * 64 * 1024 * 4

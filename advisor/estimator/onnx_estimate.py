@@ -111,6 +111,36 @@ def _init_bytes(t: onnx.TensorProto) -> int:
         return 0
 
 
+# Ops whose output holds as many elements as their first input (reshapes, permutations, unary
+# element-wise ops and normalizations), ops whose output is as large as their largest input
+# (broadcasting element-wise), and reductions (no bigger than the input). Used only for tensors
+# shape inference could not size.
+_SIZE_KEEPING_OPS = frozenset({
+    "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Transpose", "Cast", "CastLike",
+    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid", "HardSwish", "Softplus", "Softsign",
+    "Clip", "Neg", "Abs", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Erf", "Round", "Sign", "Sin",
+    "Cos", "Not", "IsNaN", "IsInf", "Softmax", "LogSoftmax", "Gelu", "FastGelu", "QuickGelu", "Mish",
+    "BatchNormalization", "LayerNormalization", "InstanceNormalization", "SimplifiedLayerNormalization",
+    "QuantizeLinear", "DequantizeLinear",
+})
+_BROADCAST_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal",
+                            "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod",
+                            "PRelu", "BiasGelu"})
+_REDUCING_OPS = frozenset({"ReduceMax", "ReduceMin", "ReduceMean", "ReduceSum", "ReduceProd", "ReduceSumSquare",
+                           "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ArgMax", "ArgMin",
+                           "GlobalAveragePool", "GlobalMaxPool", "Slice"})
+
+
+def _elem_ratio(out_type: int | None, in_type: int | None) -> float:
+    """Bytes per element of ``out_type`` over those of ``in_type`` (1 when either is unknown)."""
+    try:
+        if out_type and in_type:
+            return nbytes(onnx_dtype(out_type), 1) / nbytes(onnx_dtype(in_type), 1)
+    except AdvisorError:
+        pass
+    return 1.0
+
+
 class _Walker:
     """Builds liveness steps for a graph and its subgraphs, with sizes from shape inference."""
 
@@ -157,7 +187,36 @@ class _Walker:
             for attr in node.attribute:
                 for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
                     self._collect(sub, depth + 1)
+        self._propagate(g)
 
+    def _propagate(self, g: onnx.GraphProto) -> None:
+        """Sizes of tensors shape inference left unknown, from what their op preserves.
+
+        onnx's inference stops at a Reshape whose target it cannot evaluate (tf2onnx's Tensordot
+        builds it from Shape → Slice → Concat pieces), and every tensor after it is unknown. But a
+        Reshape, a Transpose or an element-wise op keeps the element count of its input exactly
+        (a broadcasting one: that of its largest input), so those sizes follow from the input's;
+        a reduction is no bigger than its input. Only what this cannot reach (a MatMul of unknown
+        shape, a data-dependent op) stays unknown and is bounded by the largest known tensor.
+        """
+        elem = {vi.name: vi.type.tensor_type.elem_type
+                for vi in (*g.input, *g.output, *g.value_info) if vi.type.HasField("tensor_type")}
+        for node in g.node:
+            outs = [o for o in node.output if o and o not in self.known]
+            if not outs or node.op_type == "Constant":
+                continue
+            ins = [n for n in node.input if n and n not in self.weights]
+            sizes = [self.known[n] for n in ins if n in self.known]
+            if node.op_type in _SIZE_KEEPING_OPS and ins and ins[0] in self.known:
+                size = self.known[ins[0]]
+                ratio = _elem_ratio(elem.get(outs[0]), elem.get(ins[0]))
+                self.known[outs[0]] = int(size * ratio)
+            elif node.op_type in _BROADCAST_OPS and sizes and len(sizes) == len(ins):
+                self.known[outs[0]] = int(max(sizes) * _elem_ratio(elem.get(outs[0]), elem.get(ins[0])))
+            elif node.op_type in _REDUCING_OPS and ins and ins[0] in self.known:
+                self.known[outs[0]] = self.known[ins[0]]
+            elif node.op_type == "Shape":
+                self.known[outs[0]] = 64  # a 1-D int64 shape: rank × 8 bytes
     def size(self, name: str) -> int:
         if name in self.known:
             return self.known[name]

@@ -232,7 +232,11 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
     return inferred, None
 
 
-_FOLD_ROUNDS = 3  # NOTE: the bench's torch exports resolve fully in 1-2 rounds (bench/torch_models.py)
+# NOTE: each round resolves one more level of shapes that depend on folded shapes: torch exports
+# resolve in 1-2 rounds (bench/torch_models.py), but tf2onnx writes every Dense layer as a
+# Tensordot whose Reshape target is computed from the previous layer's shape, so a chain of N
+# Dense layers needs N rounds (magika's model: 4). Rounds stop as soon as nothing new folds.
+_FOLD_ROUNDS = 16
 
 
 def fold_shape_values(model: onnx.ModelProto) -> onnx.ModelProto | None:
