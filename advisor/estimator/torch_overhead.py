@@ -3,8 +3,9 @@
 What a Hugging Face model costs beyond its weights and KV cache, as mechanisms:
 
 * the CUDA context and cuBLAS workspace the first CUDA call and matmul create;
-* the caching allocator's rounding (512 B blocks; 2 MiB / 20 MiB segments; large blocks rounded to
-  2 MiB) and the blocks it keeps after ``DynamicCache`` outgrows them (``torch.cat`` per step);
+* the caching allocator's reserved peak for one ``generate()`` on one GPU, by replaying its
+  requests (:func:`cuda_generate_peak`, :mod:`torch_cuda_allocator`); for a tensor-parallel engine
+  a simpler bound (rounding, and the blocks ``DynamicCache`` outgrows);
 * the prefill activations of one decoder layer with SDPA attention, and the last token's logits;
 * the weight bytes after ``torch_dtype`` casts or bitsandbytes / fp8 quantization of Linear layers.
 """
@@ -18,7 +19,10 @@ from dataclasses import dataclass
 
 from advisor.dtypes import GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
+from advisor.estimator import torch_cuda_allocator as tca
+from advisor.estimator.kv_cache import MlaLayout, kv_values_per_token, layer_kv_bytes, sliding_layers
 from advisor.estimator.llamacpp import is_linear_weight, tensor_role
+from advisor.estimator.torch_cuda_allocator import AllocatorPeak, DecoderShape, generate_peak
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 from advisor.units import format_bytes
@@ -60,14 +64,13 @@ GLIBC_MMAP_MAX_BYTES = 32 * MIB
 # token, spread at random over the table, is the middle of that.
 EMBED_TOUCH_BYTES = 512 * 1024
 
-# NOTE: c10/cuda/CUDACachingAllocator.cpp constants (torch 2.x): kMinBlockSize, kSmallSize,
-# kSmallBuffer, kMinLargeAlloc, kLargeBuffer, kRoundLarge.
-_MIN_BLOCK = 512
-_SMALL_SIZE = 1 * MIB
-_SMALL_SEGMENT = 2 * MIB
-_MIN_LARGE_ALLOC = 10 * MIB
-_LARGE_SEGMENT = 20 * MIB
-_ROUND_LARGE = 2 * MIB
+# c10/cuda/CUDACachingAllocator.cpp constants (see torch_cuda_allocator).
+_MIN_BLOCK = tca.MIN_BLOCK
+_SMALL_SIZE = tca.SMALL_SIZE
+_SMALL_SEGMENT = tca.SMALL_BUFFER
+_MIN_LARGE_ALLOC = tca.MIN_LARGE_ALLOC
+_LARGE_SEGMENT = tca.LARGE_BUFFER
+_ROUND_LARGE = tca.ROUND_LARGE
 
 
 def _round_up(n: int, step: int) -> int:
@@ -108,6 +111,29 @@ def stranded_cache_bytes(n_tensors: int, final_bytes: int) -> int:
     first = _MIN_LARGE_ALLOC
     # one stranded block per tensor per boundary: sizes first, first+2MiB, ...
     return n_tensors * (steps * first + _ROUND_LARGE * steps * (steps - 1) // 2)
+
+
+def decoder_shape(arch: LlmArchitecture, *, act_bytes: int, kv_dtype: str, mla_layout: MlaLayout) -> DecoderShape:
+    """The widths HF ``generate()``'s requests depend on, from ``arch`` and :mod:`kv_cache`."""
+    k_vals, v_vals = kv_values_per_token(arch, mla_layout)
+    window = arch.sliding_window or 0
+    return DecoderShape(
+        n_layers=arch.n_layers, hidden=arch.hidden_size, q_dim=arch.n_heads * arch.head_dim,
+        k_dim=max(1, k_vals), v_dim=v_vals, inter=arch.intermediate_size or 4 * arch.hidden_size,
+        rope_dim=max(1, arch.head_dim), vocab=arch.vocab_size, act_bytes=act_bytes,
+        kv_token_bytes=(layer_kv_bytes(arch, 1, kv_dtype, mla_layout=mla_layout),) * arch.n_layers,
+        windows=tuple(window if slides else 0 for slides in sliding_layers(arch)),
+    )
+
+
+def cuda_generate_peak(arch: LlmArchitecture, weights: Iterable[int], *, batch: int, prompt: int, context: int,
+                       act_bytes: int, kv_dtype: str, mla_layout: MlaLayout) -> AllocatorPeak:
+    """``max_memory_allocated`` / ``max_memory_reserved`` of loading ``weights`` and one HF ``generate()``.
+
+    Replays the requests through torch's caching allocator (:mod:`torch_cuda_allocator`).
+    """
+    shape = decoder_shape(arch, act_bytes=act_bytes, kv_dtype=kv_dtype, mla_layout=mla_layout)
+    return generate_peak(shape, tuple(weights), batch, prompt, max(0, context - prompt), CUBLAS_WORKSPACE_BYTES)
 
 
 # --------------------------------------------------------------------------- activations
