@@ -17,6 +17,12 @@ from advisor.errors import AdvisorError, ModelFormatError
 from advisor.estimator import ort_overhead as ort
 from advisor.estimator.file_cache import FileCache, file_key
 from advisor.estimator.liveness import Liveness, Step, activation_peak, outer_reads
+from advisor.estimator.ort_kernels import (
+    NCHWC_BLOCK_AVX2,
+    NCHWC_BLOCK_AVX512,
+    cpu_kernel_scratch_bytes,
+    default_intra_op_threads,
+)
 from advisor.estimator.shapes import infer_shapes, resolve_inputs
 from advisor.estimator.types import Estimate, Workload
 from advisor.hardware.profile import HardwareProfile
@@ -31,6 +37,8 @@ _NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "Rand
                       "Multinomial", "Bernoulli", "If", "Loop", "Scan", "DequantizeLinear",
                       "QuantizeLinear"})
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+# Ops whose CPU kernels take a working buffer outside the graph (advisor.estimator.ort_kernels).
+KERNEL_SCRATCH_OPS = frozenset({"Conv", "FusedConv", "ConvTranspose", "Softmax", "LogSoftmax"})
 
 
 @dataclass(frozen=True)
@@ -141,10 +149,44 @@ def _elem_ratio(out_type: int | None, in_type: int | None) -> float:
     return 1.0
 
 
+@dataclass(frozen=True)
+class KernelTarget:
+    """What a CPU kernel's working buffers depend on: MLAS's thread count and the NCHWc block."""
+
+    threads: int
+    nchwc_block: int | None
+
+
+def cpu_kernel_target(hardware: HardwareProfile) -> KernelTarget:
+    """The target's intra-op threads (one per physical core, onnxruntime's default) and NCHWc block
+    (x86-64 only: 16 floats with AVX-512, else 8; onnxruntime/core/mlas/lib/platform.cpp)."""
+    cores = hardware.cpu.physical_cores or hardware.cpu.logical_cores or 1
+    arch = (hardware.cpu.arch or "x86_64").lower()
+    block = None
+    if arch in ("x86_64", "amd64", "x86", "i686"):
+        block = NCHWC_BLOCK_AVX512 if "avx512f" in hardware.cpu.features else NCHWC_BLOCK_AVX2
+    return KernelTarget(default_intra_op_threads(cores), block)
+
+
+def onnx_attr_int() -> int:
+    from onnx import AttributeProto
+
+    return int(AttributeProto.INT)
+
+
+def onnx_attr_ints() -> int:
+    from onnx import AttributeProto
+
+    return int(AttributeProto.INTS)
+
+
 class _Walker:
     """Builds liveness steps for a graph and its subgraphs, with sizes from shape inference."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, kernels: KernelTarget | None = None) -> None:
+        self.kernels = kernels
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.shape: dict[str, tuple[int, ...]] = {}
         self.known: dict[str, int] = {}
         self.width: dict[str, int] = {}
         self.unknown: set[str] = set()
@@ -160,6 +202,15 @@ class _Walker:
         self.nchwc: set[str] = set()
         self.init_dims: dict[str, tuple[int, int, int]] = {}
         self._collect(model.graph, 0)
+        # Tensors onnxruntime's CPU QDQ fusions never allocate (a fused weight DequantizeLinear's
+        # float output, the float result between an op and its QuantizeLinear...): see
+        # advisor.estimator.ort_quant. int8 activations block fusion on x86 (only ARM allows them).
+        self.fused: frozenset[str] = frozenset()
+        if kernels is not None and any(n.op_type in ("DequantizeLinear", "DynamicQuantizeLinear")
+                                       for n in model.graph.node):
+            from advisor.estimator.ort_quant import fused_away_tensors
+
+            self.fused = fused_away_tensors(model.graph, level="all", int8_allowed=kernels.nchwc_block is None)
 
     def _collect(self, g: onnx.GraphProto, depth: int) -> None:
         for vi in (*g.input, *g.output, *g.value_info):
@@ -167,10 +218,12 @@ class _Walker:
             if size is not None:
                 self.known[vi.name] = size
                 dims = vi.type.tensor_type.shape.dim
+                self.shape[vi.name] = tuple(int(d.dim_value) for d in dims)
                 self.width[vi.name] = dims[len(dims) - 1].dim_value if len(dims) else 0
         for t in g.initializer:
             self.weights.add(t.name)
             self.weight_bytes[t.name] = _init_bytes(t)
+            self.shape[t.name] = tuple(int(d) for d in t.dims)
             self.init_dims[t.name] = (len(t.dims), t.dims[0] if t.dims else 0,
                                       t.dims[1] if len(t.dims) > 1 else 0) if t.data_type == 1 else (0, 0, 0)
             if depth:
@@ -218,6 +271,8 @@ class _Walker:
             elif node.op_type == "Shape":
                 self.known[outs[0]] = 64  # a 1-D int64 shape: rank × 8 bytes
     def size(self, name: str) -> int:
+        if name in self.fused:
+            return 0
         if name in self.known:
             return self.known[name]
         self.unknown.add(name)
@@ -256,7 +311,7 @@ class _Walker:
                     peaks.append(self.peak(sub, sub_steps, count_inputs=True).peak_bytes)
                 if peaks:
                     scratch = max(scratch, max(peaks))
-            scratch = max(scratch, self.rnn_scratch(node))
+            scratch = max(scratch, self.rnn_scratch(node), self.kernel_scratch(node))
             steps.append(Step(node.op_type, tuple(ins) + tuple(sorted(reads)), tuple(node.output), scratch))
         outer = outer_reads(local, [(s.inputs, s.outputs) for s in steps])
         return steps, outer - self.weights
@@ -276,6 +331,21 @@ class _Walker:
             return 0
         return x // width * gates * hidden * dirs  # x bytes / input width = seq·batch·elem bytes
 
+    def kernel_scratch(self, node: onnx.NodeProto) -> int:
+        """Working buffers the CPU kernel takes while ``node`` runs (im2col of a ConvTranspose,
+        Softmax over a non-last axis...): :func:`advisor.estimator.ort_kernels.cpu_kernel_scratch_bytes`."""
+        if self.kernels is None or node.op_type not in KERNEL_SCRATCH_OPS:
+            return 0
+        from onnx import helper
+
+        attrs: dict[str, object] = {a.name: helper.get_attribute_value(a) for a in node.attribute
+                                    if a.type in (onnx_attr_int(), onnx_attr_ints())}
+        attrs["opset"] = self.opset
+        ins = [self.shape.get(n) for n in node.input]
+        outs = [self.shape.get(n) for n in node.output]
+        return cpu_kernel_scratch_bytes(node.op_type, attrs, ins, outs, 4, threads=self.kernels.threads,
+                                        nchwc_block=self.kernels.nchwc_block)
+
     def sizes(self, names: set[str]) -> dict[str, int]:
         bound = max((v for k, v in self.known.items() if k not in self.weights), default=0)
         return {n: (s if (s := self.size(n)) >= 0 else bound) for n in names}
@@ -293,9 +363,9 @@ class _Walker:
                                count_inputs=count_inputs)
 
 
-def graph_memory(model: onnx.ModelProto, *, count_inputs: bool) -> GraphMemory:
+def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelTarget | None = None) -> GraphMemory:
     """Activation facts of a shape-inferred ``model`` (see :class:`GraphMemory`)."""
-    w = _Walker(model)
+    w = _Walker(model, kernels)
     steps, _ = w.steps(model.graph)
     g = model.graph
     full = w.peak(g, steps, count_inputs=count_inputs)
@@ -370,7 +440,7 @@ def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
     ins = resolve_inputs(skeleton, workload, profile.load_path)
     inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
     cuda = runtime == "onnxruntime-cuda"
-    gm = graph_memory(inferred, count_inputs=cuda)
+    gm = graph_memory(inferred, count_inputs=cuda, kernels=None if cuda else cpu_kernel_target(hardware))
     notes = list(ins.notes)
     wide = 1.0
     if problem:
