@@ -129,3 +129,16 @@ def test_context_is_padded_per_stream(context: int, batch: int, cells: int) -> N
     plan = plan_llamacpp(prof, ARCH, context=context, batch=batch, kv_dtype="f16", weight_dtype=None,
                          gpu_layers=None, cuda=False)
     assert plan.n_ctx == cells
+
+
+def test_runtime_allowance_is_fixed_plus_per_vocabulary_entry(tmp_path: Path) -> None:
+    # RUNTIME_BYTES (12 MiB: graph metadata, thread stacks, heap) + RUNTIME_PER_TOKEN_BYTES (160 B per
+    # vocabulary entry: llama-vocab.cpp's id_to_token strings and token_to_id map): 12 MiB + 3000 x 160 B.
+    prof = _gguf(tmp_path, "Q8_0", vocab=3000)
+    assert prof.arch is not None
+    priced, _ = gguf_tensor_bytes(prof, None)
+    p = cpu_peak_parts(prof, prof.arch, priced, n_ctx=512, n_seq=1, kv_bytes=0, prompt=16, cpu=AVX2)
+    assert p.runtime_bytes == 12 * 1024 * 1024 + 3000 * 160
+    # the whole file is mapped (MAP_POPULATE) and Q8_0 is not repacked on AVX2
+    assert p.weights_bytes == prof.file_bytes and p.repacked_bytes == 0
+    assert p.output_bytes == 3000 * 4
