@@ -7,6 +7,8 @@ so changing one must be a deliberate act that updates the figure here with the n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from advisor.estimator import ort_overhead as ort
 from advisor.estimator.types import MIB
 from advisor.readers.profile import TensorInfo
@@ -68,3 +70,17 @@ def test_shared_weight_is_packed_once_per_consumer() -> None:
     assert ort.prepack_copies({"w": ["MatMul", "MatMul"]}, ["w"]) == {"w": 2}
     assert ort.prepack_copies({"w": ["MatMul", "Transpose"]}, ["w"]) == {"w": 2}  # packed + original kept
     assert ort.prepack_copies({"w": ["MatMul"]}, ["w"]) == {}
+
+
+def test_transformers_on_cpu_adds_its_runtime_allowance(tmp_path: Path) -> None:
+    # CPU_RUNTIME_BYTES: loading (lazily imported model code, loader) + the first forward (oneDNN/MKL)
+    # measured at 128 MiB on a 0.3 MB model (bench/llm_accuracy.py); a tiny model's overhead is that.
+    from advisor.estimator import Workload, estimate
+    from advisor.readers import read_model
+    from tests.builders import safetensors_models
+    from tests.builders.hardware import laptop
+
+    folder = safetensors_models.llama_folder(tmp_path / "l", n_layers=2, hidden=256, n_heads=4, n_kv_heads=2,
+                                             vocab=1000, intermediate=512, n_shards=1)
+    e = estimate(read_model(folder), Workload(context=256), "pytorch-cpu", laptop(16))
+    assert e.overhead_bytes == 128 * MIB
