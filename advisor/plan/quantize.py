@@ -91,8 +91,12 @@ def onnx_fp16(profile: ModelProfile) -> Transformed:
     """Every float32/float64 weight stored as float16 (``convert_float_to_float16``)."""
     out: list[TensorInfo] = []
     touched: list[str] = []
+    from advisor.estimator.ort_ml import is_attribute_weight
+
     for t in profile.tensors:
-        if t.dtype in FLOAT_WEIGHTS:
+        # parameters an ai.onnx.ml node holds in its attributes (tree thresholds, scaler offsets)
+        # stay as they are: convert_float_to_float16 converts tensors, not those attributes
+        if t.dtype in FLOAT_WEIGHTS and not is_attribute_weight(t):
             out.append(_retype(t, "float16"))
             touched.append(t.name)
         else:

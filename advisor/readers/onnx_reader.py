@@ -28,6 +28,7 @@ from advisor.readers.onnx_wire import (
     mapped_onnx,
     read_ints,
     read_str,
+    scalar_run,
     to_signed64,
 )
 from advisor.readers.profile import ModelProfile, TensorInfo, TensorSpec, layer_index, summarize_tensors
@@ -44,6 +45,8 @@ _MAX_DEPTH = 64  # nested subgraphs; real models use a handful, a corrupt file c
 _SHORT_DOC_CHARS = 300  # model doc_strings up to this long go into metadata
 _STRING = 8  # TensorProto.STRING: no fixed element size, not counted as weights
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+_ML_DOMAIN = "ai.onnx.ml"  # its ops keep their parameters in node attributes (see _Walk.ml_fields)
+_VARINT_CONTINUATION = bytes(range(0x80, 0x100))  # bytes that do not end a varint
 # Typed fields whose packed bytes are the little-endian values themselves, for these dtypes.
 _FIXED_WIDTH = {4: ("float32", "complex64"), 10: ("float64", "complex128")}
 
@@ -106,7 +109,7 @@ class _Walk:
         """Walk a NodeProto: count its op, note what it reads, collect tensors in its attributes."""
         expect(f, LEN)
         buf = self.buf
-        op_type, node_name = "", ""
+        op_type, node_name, domain = "", "", ""
         inputs: list[str] = []
         outputs: list[str] = []
         attrs: list[Field] = []
@@ -121,19 +124,23 @@ class _Walk:
                 op_type = read_str(buf, g)
             elif g.number == 5:
                 attrs.append(expect(g, LEN))
+            elif g.number == 7:
+                domain = read_str(buf, g)
         self.ops[op_type] += 1
         for name in inputs:
             if name:
                 self.consumers.setdefault(name, []).append(op_type)
         owner = node_name or (outputs[0] if outputs else op_type)
+        ml = domain == _ML_DOMAIN
         for a in attrs:
-            self.attribute(a, op_type, owner, outputs, scope, depth)
+            self.attribute(a, op_type, owner, outputs, scope, depth, ml=ml)
 
     def attribute(self, f: Field, op_type: str, owner: str, outputs: list[str], scope: set[str],
-                  depth: int) -> None:
-        """Collect the tensors and subgraphs of one AttributeProto."""
+                  depth: int, *, ml: bool = False) -> None:
+        """Collect the tensors and subgraphs of one AttributeProto (and, for ``ml`` nodes, its
+        numeric arrays: see :meth:`ml_fields`)."""
         buf = self.buf
-        fields = list(iter_fields(buf, f.start, f.end))
+        fields = self.ml_fields(f, owner, op_type, scope) if ml else list(iter_fields(buf, f.start, f.end))
         attr_name = next((read_str(buf, g) for g in fields if g.number == 1), "")
         for g in fields:
             if g.number in (5, 10):  # t, tensors
@@ -141,11 +148,66 @@ class _Walk:
                 if op_type == "Constant" and attr_name == "value" and outputs:
                     self.add(t, outputs[0], scope)  # consumers find it by the node's output name
                 else:
-                    self.add(t, t.name or f"{owner}.{attr_name}", scope, fixed_consumers=(op_type,))
+                    # ai.onnx.ml tensor attributes (nodes_values_as_tensor...) go by node.attribute,
+                    # so the estimator finds them with the node's other arrays (advisor.estimator.ort_ml)
+                    name = f"{owner}.{attr_name}" if ml else (t.name or f"{owner}.{attr_name}")
+                    self.add(t, name, scope, fixed_consumers=(op_type,))
             elif g.number in (6, 11):  # g, graphs: If branches, Loop/Scan bodies
                 self.graph(g, depth + 1)
             elif g.number in (22, 23):  # sparse_tensor, sparse_tensors
                 self.sparse(g, scope, default_name=outputs[0] if outputs else owner)
+
+    def ml_fields(self, f: Field, owner: str, op_type: str, scope: set[str]) -> list[Field]:
+        """The fields of an ai.onnx.ml node's AttributeProto, its ``floats``/``ints`` counted as a
+        1-D float32/int64 weight named ``<node>.<attribute>`` instead of returned.
+
+        Those ops keep their parameters in attributes, not initializers (a TreeEnsemble's
+        ``nodes_*``/``class_*`` arrays, a LinearClassifier's ``coefficients``, an SVM's
+        ``support_vectors``), so they are the model's weights. Only lengths are read, never values:
+        unpacked runs (onnx.proto is proto2: one field per value) by :func:`scalar_run`; a packed
+        ``floats`` field holds 4 bytes per value; a packed ``ints`` field one varint per value
+        (counted as its bytes below 0x80). Short ``strings`` (``nodes_modes``) are skipped in a tight
+        loop. Packed floats are little-endian float32 in the file, so their offset is kept.
+        """
+        buf, end = self.buf, f.end
+        fields: list[Field] = []
+        n = {7: 0, 8: 0}
+        spans: list[Field] = []
+        pos = f.start
+        while pos < end:
+            tag = buf[pos]
+            if tag == 0x4A:  # strings (field 9, LEN): one field per value, each short
+                while pos + 1 < end and buf[pos] == 0x4A and buf[pos + 1] < 0x80:
+                    pos += 2 + buf[pos + 1]
+                if pos > end:
+                    raise WireError("string runs past the end of its attribute", pos)
+                if pos >= end or buf[pos] != 0x4A:
+                    continue
+            run = scalar_run(buf, pos, end) if tag in (0x3D, 0x40) else None  # floats (I32), ints (VARINT)
+            if run is not None:
+                n[run[0]] += run[1]
+                pos = run[2]
+                continue
+            g = next(iter_fields(buf, pos, end))
+            pos = g.end
+            if g.number == 7 and g.wire_type == LEN:
+                n[7] += (g.end - g.start) // 4
+                spans.append(g)
+            elif g.number == 8 and g.wire_type == LEN:
+                n[8] += len(bytes(buf[g.start:g.end]).translate(None, _VARINT_CONTINUATION))
+            else:
+                fields.append(g)
+        attr_name = next((read_str(buf, g) for g in fields if g.number == 1), "")
+        name = f"{owner}.{attr_name}"
+        for number, dt in ((7, "float32"), (8, "int64")):
+            count = n[number]
+            if not count or name in scope:
+                continue
+            scope.add(name)
+            whole = number == 7 and len(spans) == 1 and spans[0].end - spans[0].start == 4 * count
+            self.pending.append((name, dt, (count,), count, nbytes(dt, count), str(self.path),
+                                 spans[0].start if whole else None, (op_type,)))
+        return fields
 
     # -- tensors ---------------------------------------------------------------------------
     def tensor(self, f: Field) -> _Tensor:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,6 +129,42 @@ def iter_fields(buf: Buffer, start: int, end: int) -> Iterator[Field]:
             raise WireError(f"field {number} runs past the end of its message", tag_start)
         yield Field(number, wire_type, value, pos, new_pos, tag_start)
         pos = new_pos
+
+
+# One unpacked record of a repeated scalar field after its one-byte tag (proto2 writes repeated
+# scalars unpacked unless [packed=true]; onnx.proto is proto2, so AttributeProto.floats/ints are
+# one field per value): 4 bytes (I32), 8 bytes (I64), or a varint (up to 9 continuation bytes
+# >= 0x80 and one final byte < 0x80).
+_RECORD = {I32: b"[\\x00-\\xff]{4}", I64: b"[\\x00-\\xff]{8}", VARINT: b"[\\x80-\\xff]{0,9}[\\x00-\\x7f]"}
+_RUN_PATTERNS: dict[int, re.Pattern[bytes]] = {}
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def scalar_run(buf: Buffer, pos: int, end: int) -> tuple[int, int, int] | None:
+    """Count a run of unpacked repeated scalar fields that starts at ``pos``, without a Python loop.
+
+    Returns ``(field number, values, position after the run)`` when the field at ``pos`` has a
+    one-byte tag and wire type I32, I64 or VARINT, else None. The run is matched by a regular
+    expression that consumes records exactly as a parser would (tag, then one value), so it stops
+    at the first field with another tag.
+    """
+    tag = buf[pos] if pos < end else 0x80
+    wire_type = tag & 7
+    if tag >= 0x80 or tag >> 3 == 0 or wire_type not in _RECORD:
+        return None
+    pattern = _RUN_PATTERNS.get(tag)
+    if pattern is None:
+        pattern = re.compile(b"(?:" + re.escape(bytes([tag])) + _RECORD[wire_type] + b")+")
+        _RUN_PATTERNS[tag] = pattern
+    m = pattern.match(buf, pos, end)
+    if m is None:
+        return None
+    run_end = m.end()
+    if wire_type == VARINT:  # each record has exactly two bytes < 0x80: the tag and the varint's last
+        n = len(bytes(buf[pos:run_end]).translate(None, _HIGH_BYTES)) // 2
+    else:
+        n = (run_end - pos) // (5 if wire_type == I32 else 9)
+    return tag >> 3, n, run_end
 
 
 def expect(field: Field, wire_type: int) -> Field:
