@@ -126,10 +126,28 @@ def print_table(rs: list[Row]) -> None:
               f"{r.low / MIB:7.0f}..{r.high / MIB:<7.0f} {'yes' if r.inside else 'NO'}")
 
 
+def fit_range(rs: list[Row], coverage: float = 0.95) -> tuple[float, float]:
+    """The narrowest ``[low, high]`` factors around the point estimate that hold ``coverage`` of ``rs``.
+
+    Each case counts by its extreme repeats (a case is inside only when every repeat is): its
+    ``min(measured) / predicted`` and ``max(measured) / predicted``. The factors are the
+    ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` quantiles of those (nearest rank), so as many
+    cases fall below the low end as above the high end. Fit on the calibration half, reported on
+    the held-out half.
+    """
+    lows = sorted(min(r.peaks) / r.predicted for r in rs)
+    highs = sorted(max(r.peaks) / r.predicted for r in rs)
+    tail = (1 - coverage) / 2
+    k = min(len(rs) - 1, int(tail * len(rs)))
+    return lows[k], highs[len(rs) - 1 - k]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=SPLITS)
     ap.add_argument("--only", help="only the models whose name starts with this")
+    ap.add_argument("--fit-range", action="store_true",
+                    help="also print the range factors the calibration half implies (95 %% coverage)")
     args = ap.parse_args(argv)
     doc = json.loads(RESULTS.read_text())
     print(doc.get("about", ""))
@@ -145,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         print()
     for half, rs in results.items():
         print(f"{half:12s}: {summary(rs)}")
+    if args.fit_range and results.get("calibration"):
+        lo, hi = fit_range(results["calibration"])
+        print(f"\nrange factors from the calibration half (95 % of its cases inside): low x{lo:.3f}, high x{hi:.3f}"
+              f"  (advisor/estimator/ort_overhead.py CPU_RANGE_LOW / CPU_RANGE_HIGH)")
+        for half, rs in results.items():
+            inside = sum(lo * r.predicted <= min(r.peaks) and max(r.peaks) <= hi * r.predicted for r in rs)
+            print(f"  with those factors, {half}: {inside}/{len(rs)} inside")
     return 0 if any(results.values()) else 1
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from advisor.dtypes import nbytes, onnx_dtype
 from advisor.errors import AdvisorError, ModelFormatError
+from advisor.estimator import ort_ml
 from advisor.estimator import ort_overhead as ort
 from advisor.estimator.file_cache import FileCache, file_key
 from advisor.estimator.liveness import Liveness, Step, activation_peak, outer_reads
@@ -23,6 +24,7 @@ from advisor.estimator.ort_kernels import (
     cpu_kernel_scratch_bytes,
     default_intra_op_threads,
 )
+from advisor.estimator.ort_nchwc import nchwc_steps
 from advisor.estimator.shapes import infer_shapes, resolve_inputs
 from advisor.estimator.types import Estimate, Workload
 from advisor.hardware.profile import HardwareProfile
@@ -37,6 +39,37 @@ _NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "Rand
                       "Multinomial", "Bernoulli", "If", "Loop", "Scan", "DequantizeLinear",
                       "QuantizeLinear"})
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+# ONNX function ops the CPU EP has no kernel for: the session inlines their function body
+# (onnxruntime/core/framework/graph_partitioner.cc, ``InlineNodes``: a node no EP claims is
+# replaced by ``Graph::InlineFunction``; onnx/defs/math/defs.cc HardSwish's body is
+# ``HardSigmoid(alpha=1/6, beta=0.5)`` then ``Mul``). NOTE: measured, onnxruntime 1.32 CPU,
+# PP-OCRv5 det (24 HardSwish): the optimized model (``optimized_model_filepath``) has 24
+# HardSigmoid + Mul pairs and no HardSwish; the profiler shows ``HardSigmoid_1646`` →
+# ``Mul_1647`` at [1, 32, 320, 320]: in use 37.5 MiB = x + HardSigmoid + Mul (3 × 12.5); the same
+# on a lone ``Relu → HardSwish → Relu`` (bench/micro/qlinear_matmul.py).
+_INLINED_FUNCTIONS = frozenset({"HardSwish"})
+
+
+def _conv_activation(g: onnx.GraphProto, node: onnx.NodeProto) -> bool:
+    """Whether ``node`` (an activation) is fused into the Conv before it, never inlined.
+
+    ``ConvActivationFusion`` (onnxruntime/core/optimizer/conv_activation_fusion.cc, Level 2, before
+    the partitioner inlines functions) folds an activation that is a Conv's only consumer into the
+    Conv, after ``ConvBNFusion`` (Level 1) folded a BatchNormalization in between. NOTE: measured,
+    onnxruntime 1.32 CPU, rapid-orientation-onnxocr (PP-LCNet, Conv → BatchNormalization →
+    HardSwish ×28): the optimized graph has 32 nchwc Conv with ``activation=HardSwish`` and no
+    HardSigmoid; PP-OCRv5 det's HardSwish after an ``Add`` (and any after a DequantizeLinear) is
+    inlined.
+    """
+    def single(name: str) -> onnx.NodeProto | None:
+        producer = next((n for n in g.node if name in n.output), None)
+        uses = sum(1 for n in g.node for i in n.input if i == name) + sum(1 for o in g.output if o.name == name)
+        return producer if producer is not None and uses == 1 else None
+
+    p = single(node.input[0])
+    if p is not None and p.op_type == "BatchNormalization" and p.input:
+        p = single(p.input[0])
+    return p is not None and p.op_type == "Conv" and p.domain in ("", "ai.onnx")
 # Ops whose CPU kernels take a working buffer outside the graph (advisor.estimator.ort_kernels).
 KERNEL_SCRATCH_OPS = frozenset({"Conv", "FusedConv", "ConvTranspose", "Softmax", "LogSoftmax"})
 
@@ -139,6 +172,13 @@ _REDUCING_OPS = frozenset({"ReduceMax", "ReduceMin", "ReduceMean", "ReduceSum", 
                            "GlobalAveragePool", "GlobalMaxPool", "Slice"})
 
 
+def _filter_dims(t: onnx.TensorProto) -> tuple[int, int, int]:
+    """``(rank, dim 0, dim 1)`` of a float weight (what the NCHWc filter rule reads), zeros otherwise."""
+    if t.data_type != 1:
+        return (0, 0, 0)
+    return (len(t.dims), t.dims[0] if t.dims else 0, t.dims[1] if len(t.dims) > 1 else 0)
+
+
 def _elem_ratio(out_type: int | None, in_type: int | None) -> float:
     """Bytes per element of ``out_type`` over those of ``in_type`` (1 when either is unknown)."""
     try:
@@ -224,8 +264,7 @@ class _Walker:
             self.weights.add(t.name)
             self.weight_bytes[t.name] = _init_bytes(t)
             self.shape[t.name] = tuple(int(d) for d in t.dims)
-            self.init_dims[t.name] = (len(t.dims), t.dims[0] if t.dims else 0,
-                                      t.dims[1] if len(t.dims) > 1 else 0) if t.data_type == 1 else (0, 0, 0)
+            self.init_dims[t.name] = _filter_dims(t)
             if depth:
                 self.sub_weights.add(t.name)
         for sp in g.sparse_initializer:
@@ -234,7 +273,10 @@ class _Walker:
             if node.op_type == "Constant":
                 value = next((at.t for at in node.attribute if at.name == "value" and at.HasField("t")), None)
                 if value is not None and node.output:
+                    # Paddle exports keep every weight in a Constant node, not an initializer
                     self.weight_bytes[node.output[0]] = _init_bytes(value)
+                    self.shape[node.output[0]] = tuple(int(d) for d in value.dims)
+                    self.init_dims[node.output[0]] = _filter_dims(value)
                 if depth:
                     self.sub_weights.update(node.output)
             for attr in node.attribute:
@@ -270,6 +312,44 @@ class _Walker:
                 self.known[outs[0]] = self.known[ins[0]]
             elif node.op_type == "Shape":
                 self.known[outs[0]] = 64  # a 1-D int64 shape: rank × 8 bytes
+        if self._bound_from_consumers(g, elem):
+            self._propagate(g)
+
+    def _bound_from_consumers(self, g: onnx.GraphProto, elem: dict[str, int]) -> bool:
+        """Sizes of unknown tensors bounded by the consumer that reads them (a backward pass).
+
+        A data-dependent tensor (a Range over a loop counter, a Tile by a computed count) often
+        feeds an op whose output is known: the ops of ``_SIZE_KEEPING_OPS`` read exactly as many
+        elements as they write; Tile and Expand never shrink (repeats ≥ 1, a broadcast only
+        grows), so their input is no bigger than the output; ScatterElements without a reduction
+        reads ``indices`` and ``updates`` no bigger than ``data`` (onnxruntime/core/providers/cpu/
+        tensor/scatter.cc ``ScatterElements::Compute``: indices dims ≤ data dims off the axis, and
+        the ONNX spec forbids duplicate indices, so along the axis too). NOTE: bench slanet-en
+        (paddle2onnx decoder Loop): the body's Range/Reshape/Tile/Expand feeding two
+        ScatterElements into ``[1, 501, 30]`` / ``[1, 501, 4]`` buffers were bounded by the largest
+        feature map (10.9 MiB each; the profiler shows 8-240 bytes): Loop scratch 35 MiB → <1 MiB.
+        Returns whether anything new got a size.
+        """
+        found = False
+
+        def bound(name: str, src: str) -> None:
+            nonlocal found
+            if name and name not in self.known and name not in self.weights and src in self.known:
+                self.known[name] = int(self.known[src] * _elem_ratio(elem.get(name), elem.get(src)))
+                found = True
+
+        for node in reversed(g.node):
+            ins, outs = list(node.input), [o for o in node.output if o]
+            if not ins or not outs:
+                continue
+            if node.op_type == "ScatterElements" and len(ins) == 3 and not any(
+                    a.name == "reduction" and a.s not in (b"", b"none") for a in node.attribute):
+                bound(ins[1], ins[0])
+                bound(ins[2], ins[0])
+            elif node.op_type in _SIZE_KEEPING_OPS or node.op_type in ("Tile", "Expand"):
+                bound(ins[0], outs[0])
+        return found
+
     def size(self, name: str) -> int:
         if name in self.fused:
             return 0
@@ -311,10 +391,52 @@ class _Walker:
                     peaks.append(self.peak(sub, sub_steps, count_inputs=True).peak_bytes)
                 if peaks:
                     scratch = max(scratch, max(peaks))
-            scratch = max(scratch, self.rnn_scratch(node), self.kernel_scratch(node))
+            scratch = max(scratch, self.rnn_scratch(node), self.kernel_scratch(node), self.qlinear_scratch(node))
+            if node.op_type in _INLINED_FUNCTIONS and node.domain in ("", "ai.onnx") and ins and node.output \
+                    and not _conv_activation(g, node):
+                steps.extend(self.inlined(node))
+                continue
             steps.append(Step(node.op_type, tuple(ins) + tuple(sorted(reads)), tuple(node.output), scratch))
         outer = outer_reads(local, [(s.inputs, s.outputs) for s in steps])
         return steps, outer - self.weights
+
+    def inlined(self, node: onnx.NodeProto) -> list[Step]:
+        """The steps of an op onnxruntime runs as its ONNX function body (see ``_INLINED_FUNCTIONS``).
+
+        ``HardSwish(x) = Mul(x, HardSigmoid(x))``: the HardSigmoid result is a tensor of its own,
+        as large as the output, live until the Mul; it cannot overwrite ``x``, which the Mul reads.
+        """
+        x, out = node.input[0], node.output[0]
+        tmp = f"{out}/HardSigmoid"
+        if out in self.known:
+            self.known[tmp] = self.known[out]
+        self.shape[tmp] = self.shape.get(out, ())
+        return [Step("HardSigmoid", (x,), (tmp,)), Step("Mul", (x, tmp), (out,))]
+
+    def qlinear_scratch(self, node: onnx.NodeProto) -> int:
+        """int32 product buffer of a MatMul the QDQ fusion turns into QLinearMatMul.
+
+        ``QLinearMatMul::Compute`` (onnxruntime/core/providers/cpu/quantization/
+        quantize_linear_matmul.cc) takes ``M * N * sizeof(int32_t) * num_gemms`` bytes from the
+        temp-space allocator (the arena) for MLAS's int32 result, then requantizes into the uint8
+        output. The fused unit is recognised as a MatMul whose inputs and output are all fused away
+        (DQ inputs, a Q after it). NOTE: measured, onnxruntime 1.32 CPU (bench/micro/
+        qlinear_matmul.py): uint8 [4096, 1024] × int8 [1024, 1024], A a graph input: arena peak
+        21.0 MiB = 4 MiB output + 16 MiB int32; magika-v1-qdq at batch 64 ([98304, 257] × [257, 128]):
+        the arena's in-use peak jumps 123.6 MiB during that node (48 MiB int32 + the rest of the
+        68 MiB arena chunk it lands in, which the BFC simulation accounts for).
+        """
+        if node.op_type != "MatMul" or not self.fused or not node.output or node.output[0] not in self.fused:
+            return 0
+        if not all(n in self.fused for n in node.input if n):
+            return 0
+        dims = self.shape.get(node.output[0])
+        if not dims:
+            return 0
+        n = 1
+        for d in dims:
+            n *= d
+        return 4 * n
 
     def rnn_scratch(self, node: onnx.NodeProto) -> int:
         """Gate buffer of ORT's CPU RNN kernels: seq × batch × gates × hidden floats per direction
@@ -368,6 +490,11 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
     w = _Walker(model, kernels)
     steps, _ = w.steps(model.graph)
     g = model.graph
+    if kernels is not None and kernels.nchwc_block and w.nchwc:
+        # x86-64: the NCHWc rewrite pads blocked activations and adds reorder copies (ort_nchwc)
+        steps, blocked = nchwc_steps(steps, w.shape, nchwc_convs=w.nchwc, weights=w.weights,
+                                     graph_outputs=[v.name for v in g.output], block=kernels.nchwc_block)
+        w.known.update(blocked)
     full = w.peak(g, steps, count_inputs=count_inputs)
     pattern = w.peak(g, steps, count_inputs=count_inputs, drop_outputs=True)
     sizes = w.sizes({v.name for v in (*g.input, *g.output)} - w.weights)
@@ -439,6 +566,7 @@ def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
     skeleton = _skeleton(profile.load_path)
     ins = resolve_inputs(skeleton, workload, profile.load_path)
     inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
+    inferred = ort_ml.complete_shapes(inferred)  # ai.onnx.ml ops onnx has no shape function for
     cuda = runtime == "onnxruntime-cuda"
     gm = graph_memory(inferred, count_inputs=cuda, kernels=None if cuda else cpu_kernel_target(hardware))
     notes = list(ins.notes)
@@ -450,10 +578,13 @@ def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
         notes.append(f"{gm.unknown_tensors} tensor(s) of unknown shape (data-dependent or unknown ops) "
                      "counted as large as the largest known one")
         wide = max(wide, 1.5)
-    wt = ort.weight_terms(profile.tensors, runtime, fold_extra_bytes=gm.fold_extra_bytes,
+    # ai.onnx.ml parameters held in node attributes are priced by advisor.estimator.ort_ml
+    held, tensors = ort_ml.split_attribute_weights(profile.tensors)
+    wt = ort.weight_terms(tensors, runtime, fold_extra_bytes=gm.fold_extra_bytes,
                           external_files=profile.files[1:], copies=gm.weight_copies,
                           subgraph_weights=gm.subgraph_weights,
                           nchwc_weights=gm.nchwc_weights if x86 and not cuda else frozenset())
+    wt = ort_ml.with_attribute_terms(wt, held, runtime)
     session = ort.session_bytes(runtime, gm.n_nodes)
     p = _cuda(wt, gm, session, wide, notes) if cuda else _cpu(wt, gm, session, wide, notes)
     return Estimate(runtime=runtime, device="cuda" if cuda else "cpu", weights_bytes=p.weights_bytes,

@@ -227,6 +227,7 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
                 break
             inferred = onnx.shape_inference.infer_shapes(folded, check_type=False, strict_mode=False,
                                                          data_prop=True)
+        inferred = settle_loop_states(inferred)
     except Exception as exc:  # onnx raises InferenceError/ValidationError/RuntimeError variants
         return model, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     return inferred, None
@@ -266,6 +267,176 @@ def fold_shape_values(model: onnx.ModelProto) -> onnx.ModelProto | None:
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     return out
+
+
+# NOTE: each round drops the seeds whose body output came out with another shape; a Loop has
+# few loop-carried values whose shape changes, and each round removes at least one.
+_LOOP_ROUNDS = 4
+# Trip counts exporters write for an unbounded ``while`` (torch: INT64_MAX, tf2onnx: INT32_MAX):
+# no bound on the scan outputs' length.
+_UNBOUNDED_TRIPS = 2**31 - 1
+
+
+def _concrete(value: onnx.ValueInfoProto) -> list[int] | None:
+    t = value.type.tensor_type
+    if not value.type.HasField("tensor_type") or not t.HasField("shape"):
+        return None
+    dims = [int(d.dim_value) if d.HasField("dim_value") else -1 for d in t.shape.dim]
+    return None if any(d < 0 for d in dims) else dims
+
+
+def _set_dims(value: onnx.ValueInfoProto, dims: list[int]) -> None:
+    shape = value.type.tensor_type.shape
+    shape.Clear()
+    for d in dims:
+        shape.dim.add().dim_value = d
+
+
+def _loops(graph: onnx.GraphProto) -> list[tuple[onnx.GraphProto, onnx.NodeProto]]:
+    """(enclosing graph, Loop node) for every Loop, nested ones included."""
+    out: list[tuple[onnx.GraphProto, onnx.NodeProto]] = []
+    for node in graph.node:
+        if node.op_type == "Loop" and node.domain in ("", "ai.onnx"):
+            out.append((graph, node))
+        for attr in node.attribute:
+            for sub in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+                out.extend(_loops(sub))
+    return out
+
+
+def _body(node: onnx.NodeProto) -> onnx.GraphProto | None:
+    return next((a.g for a in node.attribute if a.name == "body" and a.HasField("g")), None)
+
+
+def _outer_dims(graph: onnx.GraphProto) -> dict[str, list[int]]:
+    dims = {t.name: [int(d) for d in t.dims] for t in graph.initializer}
+    for vi in (*graph.input, *graph.value_info, *graph.output):
+        if (d := _concrete(vi)) is not None:
+            dims[vi.name] = d
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+            if value is not None:
+                dims[node.output[0]] = [int(d) for d in value.dims]
+    return dims
+
+
+def _trip_count(graph: onnx.GraphProto, name: str) -> int | None:
+    """The constant max trip count ``M`` of a Loop (an initializer or ``Constant`` with data), else None."""
+    from onnx import numpy_helper
+
+    if not name:
+        return None
+    tensors = [t for t in graph.initializer if t.name == name]
+    tensors += [a.t for n in graph.node if n.op_type == "Constant" and list(n.output) == [name]
+                for a in n.attribute if a.name == "value" and a.HasField("t")]
+    for t in tensors:
+        if t.data_location == 1 or not (t.raw_data or t.int64_data or t.int32_data):
+            continue
+        values = numpy_helper.to_array(t).reshape(-1)
+        if values.size == 1:
+            return int(values[0])
+    return None
+
+
+def _seed(model: onnx.ModelProto, rejected: set[tuple[int, int]]) -> tuple[onnx.ModelProto, set[tuple[int, int]]]:
+    """A copy whose Loop bodies' loop-carried inputs take their initial values' concrete shapes
+    (except the ``(loop index, state index)`` pairs in ``rejected``), and the pairs seeded."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    seeded: set[tuple[int, int]] = set()
+    for k, (graph, node) in enumerate(_loops(out.graph)):
+        body = _body(node)
+        if body is None:
+            continue
+        dims = _outer_dims(graph)
+        for j, outer in enumerate(node.input[2:]):
+            if (k, j) in rejected or 2 + j >= len(body.input) or outer not in dims:
+                continue
+            value = body.input[2 + j]
+            if _concrete(value) is None and value.type.HasField("tensor_type"):
+                old = value.type.tensor_type.shape
+                if len(old.dim) and len(old.dim) != len(dims[outer]):
+                    continue
+                _set_dims(value, dims[outer])
+                seeded.add((k, j))
+    return out, seeded
+
+
+def settle_loop_states(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shapes of Loop outputs whose loop-carried state keeps its shape from iteration to iteration.
+
+    onnx's Loop inference clears the loop-carried inputs' shapes before inferring the body ("shape
+    may change across iterations", onnx/defs/controlflow/utils.cc ``LoopInferenceFunction``) and
+    gives the Loop's outputs no shape, so a decoder loop (paddle2onnx's SLANet: a GRU cell and
+    two ``[1, 501, C]`` buffers updated by ScatterElements over 501 steps) leaves every tensor in
+    the body and every Loop output unknown. Seed each loop-carried body input with its initial
+    value's concrete shape and infer again: where the body then returns that same shape, the shape
+    is a fixed point (by induction it holds in every iteration), so the body's tensors are sized
+    and the Loop output has it too. A seed whose body output comes out different (a growing
+    state, a Concat per step) is dropped. Scan outputs (body outputs after the states, stacked
+    per iteration by ORT's ``LoopImpl::ConcatenateLoopOutput``, onnxruntime/core/providers/cpu/
+    controlflow/loop.cc) get ``[M, *per-iteration shape]`` when the trip count ``M`` is a constant:
+    the most iterations the loop can run.
+    """
+    import onnx
+
+    rejected: set[tuple[int, int]] = set()
+    for _ in range(_LOOP_ROUNDS):
+        seeded_model, seeded = _seed(model, rejected)
+        if not seeded:
+            return _loop_outputs(model)
+        inferred = onnx.shape_inference.infer_shapes(seeded_model, check_type=False, strict_mode=False,
+                                                     data_prop=True)
+        unstable: set[tuple[int, int]] = set()
+        for k, (_, node) in enumerate(_loops(inferred.graph)):
+            body = _body(node)
+            for j in range(len(node.input) - 2):
+                if (k, j) in seeded and body is not None and \
+                        _concrete(body.output[1 + j]) != _concrete(body.input[2 + j]):
+                    unstable.add((k, j))
+        if unstable:
+            rejected |= unstable
+            continue
+        return _loop_outputs(inferred)
+    return _loop_outputs(model)
+
+
+def _loop_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Write the shapes of Loop outputs that follow from a settled body, and infer once more."""
+    import onnx
+
+    added = 0
+    for graph, node in _loops(model.graph):
+        body = _body(node)
+        if body is None:
+            continue
+        have = {vi.name for vi in (*graph.value_info, *graph.output) if _concrete(vi) is not None}
+        n_states = len(node.input) - 2
+        trips = _trip_count(graph, node.input[0]) if node.input else None
+        for i, name in enumerate(node.output):
+            if not name or name in have or 1 + i >= len(body.output):
+                continue
+            per = _concrete(body.output[1 + i])
+            if i < n_states:
+                dims = per if per is not None and per == _concrete(body.input[2 + i]) else None
+            else:
+                dims = [trips, *per] if per is not None and trips is not None and \
+                    0 <= trips < _UNBOUNDED_TRIPS else None
+            if dims is None:
+                continue
+            value = next((vi for vi in (*graph.value_info, *graph.output) if vi.name == name), None)
+            if value is None:
+                value = graph.value_info.add()
+                value.name = name
+                value.type.tensor_type.elem_type = body.output[1 + i].type.tensor_type.elem_type
+            _set_dims(value, dims)
+            added += 1
+    if not added:
+        return model
+    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
 
 
 def _static(value: onnx.ValueInfoProto) -> bool:
