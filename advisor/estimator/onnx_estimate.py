@@ -18,6 +18,7 @@ from advisor.estimator import ort_ml
 from advisor.estimator import ort_overhead as ort
 from advisor.estimator.file_cache import FileCache, file_key
 from advisor.estimator.liveness import Liveness, Step, activation_peak, outer_reads
+from advisor.estimator.ort_fusions import fuse_steps
 from advisor.estimator.ort_kernels import (
     NCHWC_BLOCK_AVX2,
     NCHWC_BLOCK_AVX512,
@@ -227,6 +228,7 @@ class _Walker:
         self.kernels = kernels
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.shape: dict[str, tuple[int, ...]] = {}
+        self.perm: dict[str, tuple[int, ...]] = {}
         self.known: dict[str, int] = {}
         self.width: dict[str, int] = {}
         self.unknown: set[str] = set()
@@ -364,6 +366,10 @@ class _Walker:
         local = {t.name for t in g.initializer} | {v.name for v in g.input}
         for node in g.node:
             self.n_nodes += 1
+            if node.op_type == "Transpose" and node.output:
+                perm = next((tuple(a.ints) for a in node.attribute if a.name == "perm"), None)
+                if perm:
+                    self.perm[node.output[0]] = perm
             self.has_conv |= node.op_type in ("Conv", "ConvTranspose")
             if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in self.init_dims:
                 group = next((a.i for a in node.attribute if a.name == "group"), 1)
@@ -490,6 +496,10 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
     w = _Walker(model, kernels)
     steps, _ = w.steps(model.graph)
     g = model.graph
+    if kernels is not None:
+        # onnxruntime's CPU fusions remove the intermediates of GELU, LayerNorm, SiLU... (ort_fusions)
+        steps = fuse_steps(steps, weights=w.weights, graph_outputs=[v.name for v in g.output], shapes=w.shape,
+                           perms=w.perm)
     if kernels is not None and kernels.nchwc_block and w.nchwc:
         # x86-64: the NCHWc rewrite pads blocked activations and adds reorder copies (ort_nchwc)
         steps, blocked = nchwc_steps(steps, w.shape, nchwc_convs=w.nchwc, weights=w.weights,
