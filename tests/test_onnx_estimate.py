@@ -279,7 +279,7 @@ def test_memory_pattern_leaves_out_graph_outputs(tmp_path: Path) -> None:
     inferred, _ = infer_shapes(sk, {v.name: (512, 64) for v in sk.graph.input}, str(path))
     gm = graph_memory(inferred, count_inputs=False)
     assert gm.output_bytes == 512 * 4096 * 4
-    assert gm.pattern_low_bytes + gm.output_bytes <= gm.pattern_high_bytes
+    assert gm.pattern_low_bytes < gm.peak_bytes  # the 8 MiB graph output is not in the block
     # The second run's new pages come from the arena simulation: here the block (8 MiB of hidden
     # activations + alignment) is bigger than each 8 MiB region the first run freed, so it is a
     # new region and all of it is new pages.

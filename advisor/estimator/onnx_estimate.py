@@ -99,7 +99,6 @@ class GraphMemory:
             around it (see :func:`advisor.estimator.ort_overhead.second_run_growth_bytes`).
         pattern_low_bytes: the memory-pattern block itself (traced tensors: no graph outputs, no
             kernel scratch).
-        pattern_high_bytes: that block with graph outputs and scratch in it too (range only).
         heap_run_bytes: run pages in arena regions ≤ 32 MiB (glibc's largest heap request).
         arena_regions: per BFC arena region, ``(size, touched by the first run, touched on top
             by the second)``; the CPU estimate lets regions no bigger than the largest freed load
@@ -122,7 +121,6 @@ class GraphMemory:
     arena_reserved_bytes: int = 0
     pattern_block_bytes: int = 0
     pattern_low_bytes: int = 0
-    pattern_high_bytes: int = 0
     heap_run_bytes: int = 0
     arena_regions: tuple[tuple[int, int, int], ...] = ()
 
@@ -523,11 +521,10 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
     # in a first-run region adds few pages. NOTE: this replaced a midpoint between "block without
     # outputs" and "block with outputs" (bench: t-lstm_lm 16×256 second run +16 MiB, block 345 MiB
     # inside a 753 MiB first-run arena; const-mlp-2k 2048×32 +32 MiB, block 32 MiB bigger than
-    # each 16 MiB region). ``pattern_high_bytes`` only widens the range.
+    # each 16 MiB region).
     bare = [replace(s, scratch_bytes=0) for s in steps]
     traced = w.peak(g, bare, count_inputs=count_inputs, drop_outputs=True)
     pattern_low = ort.pattern_block_bytes(b for b in traced.buffers if not b[3])
-    pattern_high = max(pattern_low, ort.pattern_block_bytes(full.buffers))
     scratch_at = {i: s.scratch_bytes for i, s in enumerate(steps) if s.scratch_bytes}
     untraced = [b[3] or (b[1] == b[2] and scratch_at.get(b[1]) == b[0]) for b in full.buffers]
     regions = ort.second_run_growth_bytes(full.buffers, untraced, pattern_low)
@@ -543,7 +540,7 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
         weight_copies=ort.prepack_copies(w.uses, w.weights), subgraph_weights=frozenset(w.sub_weights),
         nchwc_weights=frozenset(w.nchwc),
         arena_touched_bytes=touched, arena_reserved_bytes=reserved,
-        pattern_block_bytes=growth, pattern_low_bytes=pattern_low, pattern_high_bytes=pattern_high,
+        pattern_block_bytes=growth, pattern_low_bytes=pattern_low,
         heap_run_bytes=small + sum(g for size, _, g in regions if size <= ort.MMAP_THRESHOLD_MAX_BYTES),
         arena_regions=regions,
     )
@@ -629,12 +626,11 @@ def _cpu(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
     reuse = min(wt.retained_bytes, heap_run if gm.arena_regions else gm.heap_run_bytes)
     peak = wt.resident_bytes + session + wt.retained_bytes + max(wt.load_extra_bytes - wt.retained_bytes,
                                                                  run - reuse)
-    # NOTE: range from the bench's spread (bench/results/accuracy_cpu.txt): repeated measurements of
-    # one case differ by up to ±15 % (heap reuse depends on thread timing), and ORT's graph
-    # optimizer (fusions) and pattern planner differ from the plain liveness walk by up to ~35 %.
-    low = wt.resident_bytes + int(0.8 * session) + max(wt.retained_bytes // 4, int(0.8 * gm.peak_bytes))
-    run_high = gm.arena_touched_bytes + gm.pattern_high_bytes
-    high = wt.resident_bytes + int(1.3 * session) + wt.load_extra_high_bytes + int(run_high * 1.4 * wide)
+    # The range is the error this estimate makes on real models it was not fitted to: the quantiles
+    # of measured / predicted on the calibration half (ort.CPU_RANGE_LOW/HIGH), widened when shapes
+    # stayed unknown (``wide``). It cannot fall below the weights that are resident after load.
+    low = max(wt.resident_bytes, int(peak * ort.CPU_RANGE_LOW / wide))
+    high = int(peak * ort.CPU_RANGE_HIGH * wide)
     activations = run
     notes.append(f"weights {format_bytes(wt.resident_bytes)} resident after load"
                  + (f" (incl. +{format_bytes(wt.upcast_bytes)} for float32 copies of half-precision weights: "
