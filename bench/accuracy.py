@@ -36,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from advisor.estimator import estimate  # noqa: E402
-from advisor.estimator.onnx_estimate import _skeleton, graph_memory  # noqa: E402
-from advisor.estimator.shapes import infer_shapes, resolve_inputs  # noqa: E402
+from advisor.estimator.mechanisms.shapes import infer_shapes, resolve_inputs  # noqa: E402
+from advisor.estimator.runtimes.onnxruntime import _skeleton  # noqa: E402
+from advisor.estimator.runtimes.onnxruntime_graph import graph_memory  # noqa: E402
 from advisor.estimator.types import MIB, Workload  # noqa: E402
 from advisor.hardware.profile import HardwareProfile  # noqa: E402
 from advisor.readers.onnx_reader import read_onnx  # noqa: E402

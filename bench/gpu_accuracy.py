@@ -25,7 +25,7 @@ only a lower bound is honest (context + ``peak_allocated``), checked against the
 
 **Allocator check.** The last column replays the harness's own protocol (float32 build cast to
 float16 tensor by tensor, runs in order, ``empty_cache`` between, one process) through
-``advisor.estimator.torch_cuda_allocator`` and compares the replayed ``max_memory_allocated`` /
+``advisor.estimator.mechanisms.cuda_caching_allocator`` and compares the replayed ``max_memory_allocated`` /
 ``max_memory_reserved`` with the measured ones, first runs included: this checks the allocator
 model and the request sequence of ``generate()`` apart from the load layout.
 
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advisor.estimator import estimate  # noqa: E402
-from advisor.estimator import torch_overhead as to  # noqa: E402
-from advisor.estimator.torch_cuda_allocator import CachingAllocator, replay_generate  # noqa: E402
+from advisor.estimator.mechanisms.cuda_caching_allocator import CachingAllocator, replay_generate  # noqa: E402
+from advisor.estimator.runtimes import pytorch_parts as to  # noqa: E402
 from advisor.estimator.types import MIB, Estimate, Workload  # noqa: E402
 from advisor.hardware.profile import GpuInfo, HardwareProfile  # noqa: E402
 from advisor.readers import read_model  # noqa: E402

@@ -14,7 +14,7 @@ Two comparisons:
 * **peak**: predicted ``peak_bytes`` vs measured ``VmHWM − baseline``, and whether the measurement
   is inside ``[low, high]``. The estimate answers for llama.cpp's defaults (flash attention auto
   → on for CPU, mmap on); cases with ``-fa off`` / ``--no-mmap`` are also compared with
-  :func:`advisor.estimator.llamacpp_cpu.cpu_peak_parts` for that exact setting (column ``mech``).
+  :func:`advisor.estimator.runtimes.llamacpp_cpu.cpu_peak_parts` for that exact setting (column ``mech``).
 * **buffers**: our KV-cache and compute-buffer figures vs the sizes llama.cpp logs.
 """
 
@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from advisor.estimator import estimate  # noqa: E402
-from advisor.estimator.llamacpp import gguf_tensor_bytes, plan_llamacpp  # noqa: E402
-from advisor.estimator.llamacpp_cpu import cpu_peak_parts  # noqa: E402
+from advisor.estimator.runtimes.llamacpp_cpu import cpu_peak_parts  # noqa: E402
+from advisor.estimator.runtimes.llamacpp_plan import gguf_tensor_bytes, plan_llamacpp  # noqa: E402
 from advisor.estimator.types import MIB, Workload  # noqa: E402
 from advisor.hardware.profile import HardwareProfile  # noqa: E402
 from advisor.readers.gguf_reader import read_gguf  # noqa: E402

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advisor.estimator.kv_cache import kv_cache_bytes, naive_kv_cache_bytes
-from advisor.estimator.llamacpp import plan_llamacpp
-from advisor.estimator.llm import reprice_weights
+from advisor.estimator.mechanisms.kv_cache import kv_cache_bytes, naive_kv_cache_bytes
+from advisor.estimator.runtimes import reprice_weights
+from advisor.estimator.runtimes.llamacpp_plan import plan_llamacpp
 from advisor.readers.profile import LlmArchitecture
 from tests.test_llm_estimate import LLAMA3_8B, llama_profile
 

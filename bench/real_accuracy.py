@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_range and results.get("calibration"):
         lo, hi = fit_range(results["calibration"])
         print(f"\nrange factors from the calibration half (95 % of its cases inside): low x{lo:.3f}, high x{hi:.3f}"
-              f"  (advisor/estimator/ort_overhead.py CPU_RANGE_LOW / CPU_RANGE_HIGH)")
+              f"  (advisor/estimator/runtimes/onnxruntime_weights.py CPU_RANGE_LOW / CPU_RANGE_HIGH)")
         for half, rs in results.items():
             inside = sum(lo * r.predicted <= min(r.peaks) and max(r.peaks) <= hi * r.predicted for r in rs)
             print(f"  with those factors, {half}: {inside}/{len(rs)} inside")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.estimator import ort_overhead as ort
+from advisor.estimator.runtimes import onnxruntime_weights as ort
 from advisor.estimator.types import MIB
 from advisor.readers.profile import TensorInfo
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from advisor.errors import WorkloadError
-from advisor.estimator.kv_cache import (
+from advisor.estimator.mechanisms.kv_cache import (
     kv_bytes_per_token,
     kv_cache_bytes,
     kv_dtype_name,

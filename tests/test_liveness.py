@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from advisor.estimator.liveness import Step, activation_peak, outer_reads
-from advisor.estimator.ort_overhead import (
+from advisor.estimator.mechanisms.liveness import Step, activation_peak, outer_reads
+from advisor.estimator.runtimes.onnxruntime_weights import (
     arena_reserved_bytes,
     bfc_touched_bytes,
     pattern_block_bytes,

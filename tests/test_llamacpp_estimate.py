@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from advisor.estimator import estimate
-from advisor.estimator.llamacpp import gguf_tensor_bytes, plan_llamacpp
-from advisor.estimator.llamacpp_cpu import (
+from advisor.estimator.runtimes.llamacpp_cpu import (
     ComputeShape,
     compute_buffer_bytes,
     cpu_peak_parts,
@@ -21,6 +20,7 @@ from advisor.estimator.llamacpp_cpu import (
     repacked_types,
     work_buffer_bytes,
 )
+from advisor.estimator.runtimes.llamacpp_plan import gguf_tensor_bytes, plan_llamacpp
 from advisor.estimator.types import Workload
 from advisor.hardware.profile import CpuInfo
 from advisor.readers.gguf_reader import read_gguf

@@ -9,9 +9,9 @@ import pytest
 from advisor.dtypes import nbytes
 from advisor.errors import WorkloadError
 from advisor.estimator import estimate
-from advisor.estimator import torch_overhead as to
-from advisor.estimator.llamacpp import gguf_tensor_bytes, tensor_role
-from advisor.estimator.llm import reprice_weights
+from advisor.estimator.runtimes import pytorch_parts as to
+from advisor.estimator.runtimes import reprice_weights
+from advisor.estimator.runtimes.llamacpp_plan import gguf_tensor_bytes, tensor_role
 from advisor.estimator.types import Estimate, Workload
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, layer_index, summarize_tensors
 from tests.builders.hardware import gpu_box, laptop

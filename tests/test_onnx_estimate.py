@@ -12,9 +12,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from advisor.errors import WorkloadError
 from advisor.estimator import estimate
-from advisor.estimator.onnx_estimate import _skeleton, graph_memory
-from advisor.estimator.ort_overhead import CUDA_CONTEXT_BYTES
-from advisor.estimator.shapes import infer_shapes, resolve_inputs
+from advisor.estimator.mechanisms.shapes import infer_shapes, resolve_inputs
+from advisor.estimator.runtimes.onnxruntime import _skeleton
+from advisor.estimator.runtimes.onnxruntime_graph import graph_memory
+from advisor.estimator.runtimes.onnxruntime_weights import CUDA_CONTEXT_BYTES
 from advisor.estimator.types import GIB, Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.readers.onnx_reader import read_onnx
@@ -227,7 +228,7 @@ def test_torch_style_shape_computations_resolve(tmp_path: Path) -> None:
 
 
 def test_shape_values_evaluates_only_small_known_tensors(tmp_path: Path) -> None:
-    from advisor.estimator.shape_values import constant_values
+    from advisor.estimator.mechanisms.shape_values import constant_values
 
     path = _torch_style_attention(tmp_path / "attn.onnx")
     inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path)))  # symbolic: batch, seq unknown
@@ -239,7 +240,7 @@ def test_shape_values_evaluates_only_small_known_tensors(tmp_path: Path) -> None
 
 
 def test_nchwc_filters_cost_extra_load_copies_on_x86_only(tmp_path: Path) -> None:
-    from advisor.estimator.ort_overhead import nchwc_filter
+    from advisor.estimator.runtimes.onnxruntime_weights import nchwc_filter
     from advisor.hardware.profile import CpuInfo
 
     assert nchwc_filter((4, 64, 64), 1)
@@ -258,7 +259,7 @@ def test_nchwc_filters_cost_extra_load_copies_on_x86_only(tmp_path: Path) -> Non
 
 
 def test_big_gather_table_makes_no_load_transient() -> None:
-    from advisor.estimator.ort_overhead import weight_terms
+    from advisor.estimator.runtimes.onnxruntime_weights import weight_terms
     from advisor.readers.profile import TensorInfo
 
     big = 100 * 2**20
@@ -287,7 +288,8 @@ def test_memory_pattern_leaves_out_graph_outputs(tmp_path: Path) -> None:
 
 
 def test_run_reuses_only_heap_leftovers_as_big_as_its_arena_regions() -> None:
-    from advisor.estimator.ort_overhead import DEFAULT_MMAP_THRESHOLD_BYTES, weight_terms
+    from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MIN_BYTES
+    from advisor.estimator.runtimes.onnxruntime_weights import weight_terms
     from advisor.readers.profile import TensorInfo
 
     def weight(name: str, nbytes: int) -> TensorInfo:
@@ -300,7 +302,7 @@ def test_run_reuses_only_heap_leftovers_as_big_as_its_arena_regions() -> None:
     assert many_small.retained_bytes == one_big.retained_bytes > 0
     assert many_small.largest_freed_bytes == 2 * 2**20
     assert one_big.largest_freed_bytes == 16 * 2**20
-    assert beyond_heap.largest_freed_bytes == DEFAULT_MMAP_THRESHOLD_BYTES
+    assert beyond_heap.largest_freed_bytes == MMAP_THRESHOLD_MIN_BYTES
 
 
 def test_custom_op_widens_the_range_compared_with_a_known_op(tmp_path: Path) -> None:

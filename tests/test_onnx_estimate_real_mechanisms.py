@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from advisor.estimator.onnx_estimate import KernelTarget, _Walker, graph_memory
-from advisor.estimator.shapes import infer_shapes
+from advisor.estimator.mechanisms.shapes import infer_shapes
+from advisor.estimator.runtimes.onnxruntime_graph import KernelTarget, _Walker, graph_memory
 
 X86 = KernelTarget(threads=2, nchwc_block=8)
 

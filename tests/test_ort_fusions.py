@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from advisor.estimator.liveness import Step, activation_peak
-from advisor.estimator.ort_fusions import fuse_steps
+from advisor.estimator.mechanisms.liveness import Step, activation_peak
+from advisor.estimator.mechanisms.ort_fusions import fuse_steps
 
 
 def _ops(steps: list[Step]) -> list[str]:

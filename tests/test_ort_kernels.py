@@ -1,10 +1,10 @@
-"""Hand-computed expectations for advisor.estimator.ort_kernels (onnxruntime CPU kernel scratch)."""
+"""Hand-computed expectations for advisor.estimator.mechanisms.ort_kernels (onnxruntime CPU kernel scratch)."""
 
 from __future__ import annotations
 
 import pytest
 
-from advisor.estimator.ort_kernels import (
+from advisor.estimator.mechanisms.ort_kernels import (
     MLAS_CONV_WORKING_BUFFER_SIZE_PER_THREAD,
     conv_transpose_col_elems,
     cpu_kernel_scratch_bytes,

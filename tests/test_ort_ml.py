@@ -1,5 +1,5 @@
 """ai.onnx.ml models: attribute-held parameters in the reader, their memory on onnxruntime CPU
-(advisor.estimator.ort_ml), and shapes onnx cannot infer."""
+(advisor.estimator.mechanisms.ort_ml), and shapes onnx cannot infer."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from advisor.estimator import estimate
-from advisor.estimator import ort_ml as ml
-from advisor.estimator.ort_overhead import WeightTerms
+from advisor.estimator.mechanisms import ort_ml as ml
+from advisor.estimator.runtimes.onnxruntime_weights import WeightTerms
 from advisor.estimator.types import Workload
 from advisor.readers.onnx_reader import read_onnx
 from advisor.readers.onnx_wire import encode_varint, scalar_run

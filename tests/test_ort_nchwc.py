@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from advisor.estimator.liveness import Step, activation_peak
-from advisor.estimator.ort_nchwc import blocked_bytes, nchwc_steps
+from advisor.estimator.mechanisms.liveness import Step, activation_peak
+from advisor.estimator.mechanisms.ort_nchwc import blocked_bytes, nchwc_steps
 
 MIB = 1024 * 1024
 

@@ -1,4 +1,4 @@
-"""Rules of advisor.estimator.ort_quant on small hand-built quantized graphs (hand-computed values)."""
+"""Rules of advisor.estimator.mechanisms.ort_quant on small hand-built quantized graphs (hand-computed values)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from advisor.estimator import ort_quant as q
+from advisor.estimator.mechanisms import ort_quant as q
 
 K, N = 64, 48  # int8 weight [K, N] = 3072 bytes; its float32 copy 12288 bytes
 

@@ -7,8 +7,8 @@ threshold, 2 MiB large rounding) changes at least one of them.
 
 from __future__ import annotations
 
-from advisor.estimator import torch_cuda_allocator as tca
-from advisor.estimator.torch_cuda_allocator import AllocatorPeak, CachingAllocator, DecoderShape
+from advisor.estimator.mechanisms import cuda_caching_allocator as tca
+from advisor.estimator.mechanisms.cuda_caching_allocator import AllocatorPeak, CachingAllocator, DecoderShape
 
 KIB = 1024
 MIB = 1024**2

@@ -1,8 +1,9 @@
 """Predict the peak memory of running a model: :func:`estimate`, and :func:`fit` against a target.
 
-Dispatches by format: ONNX graphs go through shape inference and a liveness walk
-(:mod:`advisor.estimator.onnx_estimate`); safetensors and GGUF models through the LLM/PyTorch and
-llama.cpp models (:mod:`advisor.estimator.llm`).
+Each runtime's whole estimate lives in one module of :mod:`advisor.estimator.runtimes`
+(onnxruntime, PyTorch, llama.cpp), composed from the mechanism modules of
+:mod:`advisor.estimator.mechanisms`; the fit against a target's memory is apart
+(:mod:`advisor.estimator.fit`).
 """
 
 from __future__ import annotations
@@ -81,10 +82,6 @@ def estimate(
     """
     runtime = runtime or default_runtime(profile, hardware)
     validate(profile, workload, runtime)
-    if profile.format == "onnx":
-        from advisor.estimator.onnx_estimate import estimate_onnx
+    from advisor.estimator.runtimes import estimate_with
 
-        return estimate_onnx(profile, workload, runtime, hardware)
-    from advisor.estimator.llm import estimate_llm
-
-    return estimate_llm(profile, workload, runtime, hardware)
+    return estimate_with(runtime, profile, workload, hardware)

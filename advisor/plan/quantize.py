@@ -5,7 +5,7 @@ ONNX: :func:`onnx_fp16`, :func:`onnx_int8` and :func:`onnx_int4` build a new
 write (same names, new dtypes and sizes, plus the scale/zero-point tensors they add), and the
 estimator re-runs on it. LLMs (safetensors, GGUF): :func:`llm_weight_choices` lists the weight
 types a person can switch to, each as a ``Workload.weight_dtype`` for a runtime, and the estimator
-re-prices the weights (``advisor.estimator.llm.reprice_weights``). :func:`kv_cache_choices` lists
+re-prices the weights (``advisor.estimator.runtimes.reprice_weights``). :func:`kv_cache_choices` lists
 the KV-cache types each runtime offers.
 """
 
@@ -91,7 +91,7 @@ def onnx_fp16(profile: ModelProfile) -> Transformed:
     """Every float32/float64 weight stored as float16 (``convert_float_to_float16``)."""
     out: list[TensorInfo] = []
     touched: list[str] = []
-    from advisor.estimator.ort_ml import is_attribute_weight
+    from advisor.estimator.mechanisms.ort_ml import is_attribute_weight
 
     for t in profile.tensors:
         # parameters an ai.onnx.ml node holds in its attributes (tree thresholds, scaler offsets)

@@ -149,7 +149,7 @@ class _Walk:
                     self.add(t, outputs[0], scope)  # consumers find it by the node's output name
                 else:
                     # ai.onnx.ml tensor attributes (nodes_values_as_tensor...) go by node.attribute,
-                    # so the estimator finds them with the node's other arrays (advisor.estimator.ort_ml)
+                    # so the estimator finds them with the node's other arrays (advisor.estimator.mechanisms.ort_ml)
                     name = f"{owner}.{attr_name}" if ml else (t.name or f"{owner}.{attr_name}")
                     self.add(t, name, scope, fixed_consumers=(op_type,))
             elif g.number in (6, 11):  # g, graphs: If branches, Loop/Scan bodies
@@ -371,7 +371,7 @@ class _Walk:
             dim: int | str | None = None
             for h in iter_fields(buf, expect(g, LEN).start, g.end):
                 # A dim of -1 or 0, or a dim_param "?" / "-1", is how Paddle and other exporters
-                # write a dynamic dim: unknown (None), as in advisor.estimator.shapes.
+                # write a dynamic dim: unknown (None), as in advisor.estimator.mechanisms.shapes.
                 if h.number == 1:
                     value = to_signed64(expect(h, VARINT).value)
                     dim = value if value > 0 else None

@@ -6,7 +6,7 @@ For each op, a three-node graph ``Relu(x) → OP → Relu`` on a [1024, 1024] fl
 runs once at ``ORT_DISABLE_ALL`` (no fusion) with the profiler on; the arena's bytes in use right
 after OP (``mem_bytes_requested_in_use`` in the profile) are 4 MiB when OP wrote over its dying
 input and 8 MiB when it took a new buffer. Binary ops read a 1-element constant as their second
-input. The estimator's ``advisor.estimator.liveness.INPLACE_OPS`` is this measurement (Relu,
+input. The estimator's ``advisor.estimator.mechanisms.liveness.INPLACE_OPS`` is this measurement (Relu,
 skipped here because its neighbours are Relu, measured in place after a Conv).
 """
 

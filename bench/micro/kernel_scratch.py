@@ -15,7 +15,7 @@ mmap threshold, so run 2's output comes from fresh heap pages while run 1's free
 resident: up to 2x the output for outputs < 32 MiB); ``weights`` = initializer bytes (once).
 Columns ``r1``/``r2``: residual with 1 run and with 2 runs (the ort_measure.py method).
 The residual is what the graph tensors do not explain: kernel scratch (predicted by
-``advisor.estimator.ort_kernels.cpu_kernel_scratch_bytes``) or, for NCHWc cases, the reordered
+``advisor.estimator.mechanisms.ort_kernels.cpu_kernel_scratch_bytes``) or, for NCHWc cases, the reordered
 activations (predicted with ``nchwc_activation_bytes``). Prints one line a case: measured residual vs predicted, MiB.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from advisor.estimator.ort_kernels import (  # noqa: E402
+from advisor.estimator.mechanisms.ort_kernels import (  # noqa: E402
     cpu_kernel_scratch_bytes,
     nchwc_activation_bytes,
     nchwc_conv_applies,

@@ -127,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             y = np.array([r[key] for _, _, r in fit], dtype=float)
             coef = np.linalg.lstsq(a, y, rcond=None)[0]
             print(f"fit {key:16s}: {coef[0] / MIB:6.2f} MiB + {coef[1]:7.1f} B/node + {coef[2]:6.1f} B/weight")
-        # advisor.estimator.ort_ml: 3 protobuf copies of the attribute bytes (per node six int64 and
+        # advisor.estimator.mechanisms.ort_ml: 3 protobuf copies of the attribute bytes (per node six int64 and
         # two float arrays = 56 B, per weight three int64 and one float = 28 B) + the kernel's part
         print(f"  after 3 x attribute bytes: {coef[1] - 3 * 56:.0f} B/node, {coef[2] - 3 * 28:.0f} B/weight "
-              "(advisor.estimator.ort_ml TREE_NODE_BYTES / TREE_WEIGHT_BYTES, peak)")
+              "(advisor.estimator.mechanisms.ort_ml TREE_NODE_BYTES / TREE_WEIGHT_BYTES, peak)")
     return 0
 
 

@@ -20,9 +20,9 @@ For each case it prints the measured figures next to
 * ``naive``: what a graph-tensor walk says today: the stored initializers plus a float32
   activation for every ``DequantizeLinear`` of a constant weight (they all come first in the
   topological order, so they are live together);
-* ``rules``: what :mod:`advisor.estimator.ort_quant` implies: the resident weight bytes after load
-  (:func:`~advisor.estimator.ort_quant.resident_weight_bytes`) and the float32 weight copies that
-  exist during a run (:func:`~advisor.estimator.ort_quant.runtime_dequantized_bytes`).
+* ``rules``: what :mod:`advisor.estimator.mechanisms.ort_quant` implies: the resident weight bytes after load
+  (:func:`~advisor.estimator.mechanisms.ort_quant.resident_weight_bytes`) and the float32 weight copies that
+  exist during a run (:func:`~advisor.estimator.mechanisms.ort_quant.runtime_dequantized_bytes`).
 
 Weight terms are made to dominate: batch 8 (MatMul) or a 1x?x8x8 image (Conv), so activations are
 a few hundred KiB at most.
@@ -273,16 +273,16 @@ def _init_bytes(t: Any) -> int:
 
 def naive_bytes(graph: Any) -> tuple[int, int]:
     """(stored initializer bytes, float32 DequantizeLinear-of-weight outputs counted as activations)."""
-    from advisor.estimator.ort_quant import dequantized_weight_bytes
+    from advisor.estimator.mechanisms.ort_quant import dequantized_weight_bytes
 
     return sum(_init_bytes(t) for t in graph.initializer), sum(dequantized_weight_bytes(graph).values())
 
 
 def structure_check(graph: Any, opt: Any, level: str) -> str:
     """Compare the rules with ORT's optimized graph: weight-DQ outputs that vanished vs
-    :func:`~advisor.estimator.ort_quant.fused_dequantize_outputs`, and every quantization tensor
-    that vanished vs :func:`~advisor.estimator.ort_quant.fused_away_tensors` (names ORT keeps)."""
-    from advisor.estimator import ort_quant as q
+    :func:`~advisor.estimator.mechanisms.ort_quant.fused_dequantize_outputs`, and every quantization tensor
+    that vanished vs :func:`~advisor.estimator.mechanisms.ort_quant.fused_away_tensors` (names ORT keeps)."""
+    from advisor.estimator.mechanisms import ort_quant as q
 
     alive = {x for n in opt.node for x in (*n.input, *n.output)} | {o.name for o in opt.output}
     weight_dq = set(q.dequantized_weight_bytes(graph))
@@ -308,7 +308,7 @@ def _ops(graph: Any) -> str:
 
 
 def run_case(family: str, size: int, how: str, work: Path, dump: bool) -> list[str]:
-    from advisor.estimator import ort_quant as q
+    from advisor.estimator.mechanisms import ort_quant as q
 
     builder, _ = FAMILIES[family]
     src, shapes = builder(work / f"{family}{size}.onnx", size)

@@ -1,36 +1,32 @@
-"""Peak memory of an ONNX model on onnxruntime (CPU or CUDA): weights + activations + runtime.
+"""An ONNX graph as onnxruntime runs it on one workload: every intermediate tensor's size and life.
 
-Weights come from the profile's tensors (so a transformed profile — weights re-priced as int8 —
-gives a different answer); the graph structure for activations comes from the file's skeleton,
-shape-inferred under the workload (:mod:`advisor.estimator.shapes`) and walked for liveness
-(:mod:`advisor.estimator.liveness`); the runtime's terms are in :mod:`advisor.estimator.ort_overhead`.
+:func:`graph_memory` walks the shape-inferred skeleton (:mod:`advisor.estimator.mechanisms.shapes`)
+node by node (:mod:`advisor.estimator.mechanisms.liveness`), after the rewrites onnxruntime's CPU
+session makes (fusions, NCHWc layout, QDQ fusions, inlined functions, kernel working buffers:
+:mod:`advisor.estimator.mechanisms.ort_fusions`, ``ort_nchwc``, ``ort_quant``, ``ort_kernels``), and
+replays the allocations through the BFC arena and the memory-pattern planner
+(:mod:`advisor.estimator.mechanisms.bfc_arena`). Weights are not counted here
+(:mod:`advisor.estimator.runtimes.onnxruntime_weights`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from advisor.dtypes import nbytes, onnx_dtype
-from advisor.errors import AdvisorError, ModelFormatError
-from advisor.estimator import ort_ml
-from advisor.estimator import ort_overhead as ort
-from advisor.estimator.file_cache import FileCache, file_key
-from advisor.estimator.liveness import Liveness, Step, activation_peak, outer_reads
-from advisor.estimator.ort_fusions import fuse_steps
-from advisor.estimator.ort_kernels import (
+from advisor.errors import AdvisorError
+from advisor.estimator.mechanisms.liveness import Liveness, Step, activation_peak, outer_reads
+from advisor.estimator.mechanisms.ort_fusions import fuse_steps
+from advisor.estimator.mechanisms.ort_kernels import (
     NCHWC_BLOCK_AVX2,
     NCHWC_BLOCK_AVX512,
     cpu_kernel_scratch_bytes,
     default_intra_op_threads,
 )
-from advisor.estimator.ort_nchwc import nchwc_steps
-from advisor.estimator.shapes import infer_shapes, resolve_inputs
-from advisor.estimator.types import Estimate, Workload
+from advisor.estimator.mechanisms.ort_nchwc import nchwc_steps
+from advisor.estimator.runtimes import onnxruntime_weights as ort
 from advisor.hardware.profile import HardwareProfile
-from advisor.readers.profile import ModelProfile
-from advisor.units import format_bytes
 
 if TYPE_CHECKING:
     import onnx
@@ -71,7 +67,7 @@ def _conv_activation(g: onnx.GraphProto, node: onnx.NodeProto) -> bool:
     if p is not None and p.op_type == "BatchNormalization" and p.input:
         p = single(p.input[0])
     return p is not None and p.op_type == "Conv" and p.domain in ("", "ai.onnx")
-# Ops whose CPU kernels take a working buffer outside the graph (advisor.estimator.ort_kernels).
+# Ops whose CPU kernels take a working buffer outside the graph (advisor.estimator.mechanisms.ort_kernels).
 KERNEL_SCRATCH_OPS = frozenset({"Conv", "FusedConv", "ConvTranspose", "Softmax", "LogSoftmax"})
 
 
@@ -92,11 +88,11 @@ class GraphMemory:
             with more than one).
         subgraph_weights: weights that live inside If/Loop/Scan bodies.
         nchwc_weights: Conv filters ORT's x86 NCHWc layout transformer reorders (see
-            :func:`advisor.estimator.ort_overhead.nchwc_filter`).
+            :func:`advisor.estimator.runtimes.onnxruntime_weights.nchwc_filter`).
         arena_touched_bytes / arena_reserved_bytes: the BFC arena after one run (simulated).
         pattern_block_bytes: new pages the second run touches (simulated): the memory-pattern
             block is allocated from the arena the first run left free, and outputs and scratch
-            around it (see :func:`advisor.estimator.ort_overhead.second_run_growth_bytes`).
+            around it (see :func:`advisor.estimator.runtimes.onnxruntime_weights.second_run_growth_bytes`).
         pattern_low_bytes: the memory-pattern block itself (traced tensors: no graph outputs, no
             kernel scratch).
         heap_run_bytes: run pages in arena regions ≤ 32 MiB (glibc's largest heap request).
@@ -244,11 +240,11 @@ class _Walker:
         self._collect(model.graph, 0)
         # Tensors onnxruntime's CPU QDQ fusions never allocate (a fused weight DequantizeLinear's
         # float output, the float result between an op and its QuantizeLinear...): see
-        # advisor.estimator.ort_quant. int8 activations block fusion on x86 (only ARM allows them).
+        # advisor.estimator.mechanisms.ort_quant. int8 activations block fusion on x86 (only ARM allows them).
         self.fused: frozenset[str] = frozenset()
         if kernels is not None and any(n.op_type in ("DequantizeLinear", "DynamicQuantizeLinear")
                                        for n in model.graph.node):
-            from advisor.estimator.ort_quant import fused_away_tensors
+            from advisor.estimator.mechanisms.ort_quant import fused_away_tensors
 
             self.fused = fused_away_tensors(model.graph, level="all", int8_allowed=kernels.nchwc_block is None)
 
@@ -459,7 +455,7 @@ class _Walker:
 
     def kernel_scratch(self, node: onnx.NodeProto) -> int:
         """Working buffers the CPU kernel takes while ``node`` runs (im2col of a ConvTranspose,
-        Softmax over a non-last axis...): :func:`advisor.estimator.ort_kernels.cpu_kernel_scratch_bytes`."""
+        Softmax over a non-last axis...): :func:`advisor.estimator.mechanisms.ort_kernels.cpu_kernel_scratch_bytes`."""
         if self.kernels is None or node.op_type not in KERNEL_SCRATCH_OPS:
             return 0
         from onnx import helper
@@ -544,125 +540,3 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
         heap_run_bytes=small + sum(g for size, _, g in regions if size <= ort.MMAP_THRESHOLD_MAX_BYTES),
         arena_regions=regions,
     )
-
-
-_skeletons: FileCache[onnx.ModelProto] = FileCache(4)
-
-
-def _skeleton(path: str) -> onnx.ModelProto:
-    from advisor.readers.onnx_skeleton import load_skeleton
-
-    try:
-        key = file_key(path)
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read the model ({exc.strerror})", path) from None
-    return _skeletons.get_or_make(key, lambda: load_skeleton(Path(path)))
-
-
-def estimate_onnx(profile: ModelProfile, workload: Workload, runtime: str,
-                  hardware: HardwareProfile) -> Estimate:
-    """Predict the peak memory of running the ONNX model ``profile`` under ``workload``.
-
-    Raises:
-        WorkloadError: an explicit input shape names a missing input or has the wrong rank.
-        ModelFormatError: the model file cannot be read.
-    """
-    # NOTE: ORT's behaviour does not depend on the target's size; only x86-64 CPUs get NCHWc
-    # (MLAS reports an NCHWc block size only there: onnxruntime/core/mlas/lib/snchwc.cpp).
-    x86 = (hardware.cpu.arch or "x86_64").lower() in ("x86_64", "amd64", "x86", "i686")
-    skeleton = _skeleton(profile.load_path)
-    ins = resolve_inputs(skeleton, workload, profile.load_path)
-    inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
-    inferred = ort_ml.complete_shapes(inferred)  # ai.onnx.ml ops onnx has no shape function for
-    cuda = runtime == "onnxruntime-cuda"
-    gm = graph_memory(inferred, count_inputs=cuda, kernels=None if cuda else cpu_kernel_target(hardware))
-    notes = list(ins.notes)
-    wide = 1.0
-    if problem:
-        notes.append(f"shape inference failed ({problem}); activations are bounded, range widened")
-        wide = 2.0
-    if gm.unknown_tensors:
-        notes.append(f"{gm.unknown_tensors} tensor(s) of unknown shape (data-dependent or unknown ops) "
-                     "counted as large as the largest known one")
-        wide = max(wide, 1.5)
-    # ai.onnx.ml parameters held in node attributes are priced by advisor.estimator.ort_ml
-    held, tensors = ort_ml.split_attribute_weights(profile.tensors)
-    wt = ort.weight_terms(tensors, runtime, fold_extra_bytes=gm.fold_extra_bytes,
-                          external_files=profile.files[1:], copies=gm.weight_copies,
-                          subgraph_weights=gm.subgraph_weights,
-                          nchwc_weights=gm.nchwc_weights if x86 and not cuda else frozenset())
-    wt = ort_ml.with_attribute_terms(wt, held, runtime)
-    session = ort.session_bytes(runtime, gm.n_nodes)
-    p = _cuda(wt, gm, session, wide, notes) if cuda else _cpu(wt, gm, session, wide, notes)
-    return Estimate(runtime=runtime, device="cuda" if cuda else "cpu", weights_bytes=p.weights_bytes,
-                    activation_bytes=p.activation_bytes, kv_cache_bytes=0, overhead_bytes=p.overhead_bytes,
-                    peak_bytes=p.peak_bytes, low_bytes=p.low_bytes, high_bytes=p.high_bytes,
-                    host_bytes=p.host_bytes, notes=tuple(notes), unknown_dims=ins.unknown_dims,
-                    resolved_inputs=dict(ins.shapes))
-
-
-@dataclass(frozen=True)
-class _Parts:
-    weights_bytes: int
-    activation_bytes: int
-    overhead_bytes: int
-    peak_bytes: int
-    low_bytes: int
-    high_bytes: int
-    host_bytes: int | None
-
-
-def _cpu(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
-         notes: list[str]) -> _Parts:
-    run = gm.arena_touched_bytes + gm.pattern_block_bytes
-    # Arena regions no bigger than the largest block the load freed reuse the load's leftovers;
-    # bigger ones are fresh pages on top of them.
-    # NOTE: bench, t-resnet18 8×224² (largest freed filter 9 MiB): with MALLOC_MMAP_THRESHOLD_=128K
-    # (no heap leftovers) the run adds 58 MiB above the load; by default it adds 55 MiB on top of
-    # 110 MiB of leftovers — none reused: its two 32 MiB arena regions are
-    # bigger than any freed load block (free chunks are weight-sized; glibc serves a request from
-    # one chunk, and the dynamic mmap threshold is the largest freed mmap-ed block).
-    heap_run = sum(t1 + g for size, t1, g in gm.arena_regions if size <= wt.largest_freed_bytes)
-    reuse = min(wt.retained_bytes, heap_run if gm.arena_regions else gm.heap_run_bytes)
-    peak = wt.resident_bytes + session + wt.retained_bytes + max(wt.load_extra_bytes - wt.retained_bytes,
-                                                                 run - reuse)
-    # The range is the error this estimate makes on real models it was not fitted to: the quantiles
-    # of measured / predicted on the calibration half (ort.CPU_RANGE_LOW/HIGH), widened when shapes
-    # stayed unknown (``wide``). It cannot fall below the weights that are resident after load.
-    low = max(wt.resident_bytes, int(peak * ort.CPU_RANGE_LOW / wide))
-    high = int(peak * ort.CPU_RANGE_HIGH * wide)
-    activations = run
-    notes.append(f"weights {format_bytes(wt.resident_bytes)} resident after load"
-                 + (f" (incl. +{format_bytes(wt.upcast_bytes)} for float32 copies of half-precision weights: "
-                    "the CPU runtime has no fp16 kernels for them)" if wt.upcast_bytes else ""))
-    notes.append(f"activations: liveness peak {format_bytes(gm.peak_bytes)}; the arena touches "
-                 f"~{format_bytes(gm.arena_touched_bytes)} in the first run, the memory-pattern block adds "
-                 f"{format_bytes(gm.pattern_block_bytes)} from the second")
-    if wt.load_extra_bytes - wt.retained_bytes > run - reuse:
-        notes.append(f"the peak is reached while loading: ~{format_bytes(wt.load_extra_bytes)} of freed protobuf and "
-                     "pre-pack copies stay in the heap")
-    notes.append(f"input arrays ({format_bytes(gm.input_bytes)}) are the caller's and not included")
-    return _Parts(wt.resident_bytes, activations, max(session, peak - wt.resident_bytes - activations),
-                  peak, min(low, peak), max(high, peak), None)
-
-
-def _cuda(wt: ort.WeightTerms, gm: GraphMemory, session: int, wide: float,
-          notes: list[str]) -> _Parts:
-    arena = max(gm.arena_reserved_bytes, gm.peak_bytes)
-    activations = arena + gm.pattern_block_bytes
-    peak = wt.resident_bytes + session + activations
-    base_low = ort.CUDA_CONTEXT_BYTES + ort.CUDA_LIBS_LOW_BYTES
-    base_high = ort.CUDA_CONTEXT_BYTES + ort.CUDA_LIBS_HIGH_BYTES
-    low = base_low + wt.resident_bytes + gm.peak_bytes
-    high = (base_high + wt.resident_bytes + int(wt.resident_bytes * 0.05)
-            + int((2 * arena + gm.pattern_block_bytes) * wide)
-            + (ort.CUDA_CONV_WORKSPACE_HIGH_BYTES if gm.has_conv else 0))
-    host = ort.CUDA_HOST_LIBS_BYTES + ort.CPU_SESSION_BYTES + wt.stored_bytes
-    notes.append(f"CUDA context and libraries ~{format_bytes(session)} (527 MiB bare context measured on an H100, "
-                 "driver 580; cuBLAS/cuDNN on top — not measured on this build machine)")
-    notes.append(f"activations: liveness peak {format_bytes(gm.peak_bytes)} (inputs copied to the device included), "
-                 f"arena regions double → {format_bytes(arena)} reserved, plus the memory-pattern block")
-    if gm.has_conv:
-        notes.append("cuDNN convolution workspaces can add up to ~1 GiB (in the high end of the range)")
-    notes.append(f"host RAM: the model is parsed on the host during load (~{format_bytes(host)} incl. CUDA libraries)")
-    return _Parts(wt.resident_bytes, activations, session, peak, min(low, peak), max(high, peak), host)

@@ -52,17 +52,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from advisor.estimator.cuda import CUDA_CONTEXT_BARE_BYTES
-
 # The arena and memory-pattern simulation lives in its own module; re-exported for the estimator.
-from advisor.estimator.ort_arena import (
-    MMAP_THRESHOLD_MAX_BYTES,
+from advisor.estimator.mechanisms.bfc_arena import (
     Buffer,
     arena_reserved_bytes,
     bfc_touched_bytes,
     pattern_block_bytes,
     second_run_growth_bytes,
 )
+from advisor.estimator.mechanisms.cuda_context import CUDA_CONTEXT_BARE_BYTES
+from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MAX_BYTES, MMAP_THRESHOLD_MIN_BYTES
 from advisor.estimator.types import MIB
 from advisor.readers.profile import TensorInfo
 
@@ -73,8 +72,6 @@ CPU_SESSION_BYTES = 11 * MIB
 # 19.1 MiB (bench/ort_measure.py chainN.onnx '{"t0": [1, 16]}'): ~3.2 KiB per node (NodeArg,
 # kernel, execution plan structures).
 CPU_BYTES_PER_NODE = 3 * 1024
-# NOTE: glibc malloc/malloc.c: DEFAULT_MMAP_THRESHOLD_MIN = 128 * 1024 (the initial threshold).
-DEFAULT_MMAP_THRESHOLD_BYTES = 128 * 1024
 # NOTE: bench: of the freed ≤32 MiB load blocks, 50-100 % stay resident (the first freed mmap
 # block goes back to the OS before the threshold rises); 0.75 is the middle.
 HEAP_RETAINED_FRACTION = 0.75
@@ -135,7 +132,7 @@ class WeightTerms:
     load_extra_high_bytes: int
     upcast_bytes: int
     retained_bytes: int = 0
-    largest_freed_bytes: int = DEFAULT_MMAP_THRESHOLD_BYTES
+    largest_freed_bytes: int = MMAP_THRESHOLD_MIN_BYTES
 
 
 # NOTE: bench, control_flow builder at widths 256/1024/2048 (If/Loop bodies holding 0.75/12/48 MiB
@@ -216,7 +213,7 @@ def weight_terms(tensors: Iterable[TensorInfo], runtime: str, *, fold_extra_byte
     upcast = 0
     small = 0
     largest_big = 0
-    largest_freed = DEFAULT_MMAP_THRESHOLD_BYTES
+    largest_freed = MMAP_THRESHOLD_MIN_BYTES
     for t in tensors:
         stored += t.nbytes
         if runtime == "onnxruntime-cpu" and copies.get(t.name, 1) > 1:

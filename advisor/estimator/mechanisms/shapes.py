@@ -242,11 +242,11 @@ _FOLD_ROUNDS = 16
 
 def fold_shape_values(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """A copy of ``model`` whose small shape computations are replaced by ``Constant`` nodes, or
-    None when nothing new could be evaluated (see :mod:`advisor.estimator.shape_values`)."""
+    None when nothing new could be evaluated (see :mod:`advisor.estimator.mechanisms.shape_values`)."""
     import onnx
     from onnx import numpy_helper
 
-    from advisor.estimator.shape_values import constant_values
+    from advisor.estimator.mechanisms.shape_values import constant_values
 
     values = constant_values(model.graph)
     if not values:

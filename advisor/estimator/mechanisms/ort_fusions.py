@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from advisor.estimator.liveness import Step
+from advisor.estimator.mechanisms.liveness import Step
 
 
 class _Graph:

@@ -6,7 +6,7 @@ Weights: a GGUF file is priced as stored; a safetensors LLM as ``convert_hf_to_g
 attn_v/ffn_down at Q6_K for the *_M types), so a "Q4_K_M" model is not 4.5 bits everywhere.
 Runtime: :func:`plan_llamacpp` lays out the KV cells (``-c`` is the TOTAL over ``-np`` sequences),
 the compute buffer ggml_gallocr reserves for a worst-case ubatch, and the ``-ngl`` split;
-:mod:`advisor.estimator.llm` turns the plan into an :class:`~advisor.estimator.types.Estimate`.
+:mod:`advisor.estimator.runtimes.pytorch` turns the plan into an :class:`~advisor.estimator.types.Estimate`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from advisor.dtypes import DTYPES, GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
-from advisor.estimator.cuda import CUDA_CONTEXT_BARE_BYTES
-from advisor.estimator.kv_cache import layer_kv_bytes, sliding_layers
-from advisor.estimator.llamacpp_cpu import REPACKABLE, ComputeShape, compute_buffer_bytes
+from advisor.estimator.mechanisms.cuda_context import CUDA_CONTEXT_BARE_BYTES
+from advisor.estimator.mechanisms.kv_cache import layer_kv_bytes, sliding_layers
+from advisor.estimator.runtimes.llamacpp_cpu import REPACKABLE, ComputeShape, compute_buffer_bytes
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 

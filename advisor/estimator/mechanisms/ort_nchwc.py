@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 
-from advisor.estimator.liveness import Step
-from advisor.estimator.ort_kernels import nchwc_channels
+from advisor.estimator.mechanisms.liveness import Step
+from advisor.estimator.mechanisms.ort_kernels import nchwc_channels
 
 BLOCKED_ENTRY_OPS = frozenset({"Conv", "FusedConv", "MaxPool", "AveragePool"})
 """Ops the transformer rewrites into blocked kernels by themselves (``TransformConv``/``TransformPool``)."""

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 from advisor.dtypes import GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
-from advisor.estimator import torch_cuda_allocator as tca
-from advisor.estimator.kv_cache import MlaLayout, kv_values_per_token, layer_kv_bytes, sliding_layers
-from advisor.estimator.llamacpp import is_linear_weight, tensor_role
-from advisor.estimator.torch_cuda_allocator import AllocatorPeak, DecoderShape, generate_peak
+from advisor.estimator.mechanisms import cuda_caching_allocator as tca
+from advisor.estimator.mechanisms.cuda_caching_allocator import AllocatorPeak, DecoderShape, generate_peak
+from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MAX_BYTES
+from advisor.estimator.mechanisms.kv_cache import MlaLayout, kv_values_per_token, layer_kv_bytes, sliding_layers
+from advisor.estimator.runtimes.llamacpp_plan import is_linear_weight, tensor_role
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 from advisor.units import format_bytes
@@ -49,14 +50,10 @@ NCCL_HIGH_BYTES = 1024 * MIB
 CPU_LOAD_BYTES = 100 * MIB
 CPU_RUNTIME_BYTES = 128 * MIB
 CPU_RUNTIME_HIGH_BYTES = 256 * MIB
-# NOTE: glibc malloc serves requests above its mmap threshold with mmap and unmaps them on free;
-# the threshold rises to the size of each freed mmapped block, up to DEFAULT_MMAP_THRESHOLD_MAX =
-# 32 MiB on 64-bit (malloc/malloc.c, mallopt(3)). Blocks at or below 32 MiB therefore end up in
-# the heap, whose freed space is kept. Measured: llama-57m (bench/llm_accuracy.py) float32,
-# batch 4 × 2048: prefill peak 403-471 MiB above the loaded model by default, 302 MiB with
-# MALLOC_MMAP_THRESHOLD_=131072 (which pins the threshold): ~110-130 MiB kept, about one
-# layer's attention-phase tensors (16 MiB hidden-sized blocks).
-GLIBC_MMAP_MAX_BYTES = 32 * MIB
+# NOTE: freed blocks of at most 32 MiB stay in glibc's heap (advisor.estimator.mechanisms.glibc_heap).
+# Measured: llama-57m (bench/llm_accuracy.py) float32, batch 4 × 2048: prefill peak 403-471 MiB
+# above the loaded model by default, 302 MiB with MALLOC_MMAP_THRESHOLD_=131072 (which pins the
+# threshold): ~110-130 MiB kept, about one layer's attention-phase tensors (16 MiB blocks).
 # NOTE: a memory-mapped embedding row that is read maps a whole window of the page cache around
 # it (fault-around, large folios, readahead). Measured by reading random 8 KiB rows of a 250 MiB
 # table in a safetensors file held in the page cache (Linux 6.x, ext4): 64 rows → 50 MiB
@@ -207,9 +204,9 @@ def prefill_activations(
     heap = 0
     if not cuda:
         # glibc keeps the freed attention-phase blocks (≤ 32 MiB each) in its heap while the MLP's
-        # larger blocks are mapped fresh: the two phases add up (see GLIBC_MMAP_MAX_BYTES).
+        # larger blocks are mapped fresh: the two phases add up (see MMAP_THRESHOLD_MAX_BYTES).
         parts = (hidden, hidden, hidden, q, q, kv, kv // 2, attn_out, rope)
-        heap = sum(p for p in parts if p <= GLIBC_MMAP_MAX_BYTES)
+        heap = sum(p for p in parts if p <= MMAP_THRESHOLD_MAX_BYTES)
     nominal = max(attn_phase, mlp_phase + heap)
     # NOTE: transformers ≥ 4.45 computes logits for the last token only (logits_to_keep=1) and
     # generate() keeps an fp32 copy plus the processed scores; older versions upcast the whole

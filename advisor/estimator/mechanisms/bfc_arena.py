@@ -1,6 +1,6 @@
 """onnxruntime's CPU memory machinery, simulated: the BFC arena and the memory-pattern planner.
 
-The liveness walk (:mod:`advisor.estimator.liveness`) gives each intermediate tensor's size and
+The liveness walk (:mod:`advisor.estimator.mechanisms.liveness`) gives each intermediate tensor's size and
 lifetime; these functions replay them the way onnxruntime 1.32 allocates them, to tell which pages
 the first run touches and what the second run (with its memory-pattern block) adds. Sources are
 cited next to each rule (onnxruntime/core/framework/bfc_arena.cc, mem_pattern_planner.h,
@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MAX_BYTES
 from advisor.estimator.types import MIB
 
-# NOTE: glibc malloc/malloc.c: DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * sizeof(long): freed
-# blocks up to this size may stay in the heap; bigger ones are mmap'd and go back to the OS.
-MMAP_THRESHOLD_MAX_BYTES = 32 * MIB
 
 def arena_reserved_bytes(need_bytes: int, initial_bytes: int = 1 * MIB) -> int:
     """Bytes a BFC arena with ``kNextPowerOfTwo`` growth reserves to serve ``need_bytes``.
@@ -34,7 +32,7 @@ def arena_reserved_bytes(need_bytes: int, initial_bytes: int = 1 * MIB) -> int:
 
 
 Buffer = tuple[int, int, int, bool]
-"""``(size, alloc_step, free_step, is_graph_output)`` from :class:`advisor.estimator.liveness.Liveness`."""
+"""``(size, alloc_step, free_step, is_graph_output)`` from :class:`advisor.estimator.mechanisms.liveness.Liveness`."""
 
 _ALIGN = 64  # NOTE: ORT's allocator alignment (onnxruntime/core/framework/allocator.h kAllocAlignment)
 _BFC_MIN = 256  # NOTE: bfc_arena.h kMinAllocationSize: every request is rounded up to 256 bytes

@@ -5,7 +5,7 @@ The reader (:meth:`advisor.readers.onnx_reader._Walk.ml_fields`) lists every ``f
 attribute of an ai.onnx.ml node as a 1-D float32/int64 weight named ``<node>.<attribute>``, read by
 that op. Those are not initializers: onnxruntime never turns them into OrtValues, never frees
 them after load, and a tree-ensemble kernel builds its own node array from them. So they are
-taken out of :func:`advisor.estimator.ort_overhead.weight_terms` and priced here (CPU; "bench"
+taken out of :func:`advisor.estimator.runtimes.onnxruntime_weights.weight_terms` and priced here (CPU; "bench"
 means ``bench/micro/ml_ops.py``, onnxruntime 1.32.0, this project's machine, VmHWM above the
 bare-runtime baseline, as ``bench/ort_measure.py``):
 
@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from advisor.estimator.ort_overhead import WeightTerms
+from advisor.estimator.runtimes.onnxruntime_weights import WeightTerms
 from advisor.readers.profile import TensorInfo
 
 if TYPE_CHECKING:

@@ -1,0 +1,65 @@
+"""One module per runtime, each owning its whole estimate (CPU and CUDA) behind one interface.
+
+* :mod:`.onnxruntime` — ``onnxruntime-cpu`` / ``onnxruntime-cuda`` (graph walk in
+  :mod:`.onnxruntime_graph`, weights at load in :mod:`.onnxruntime_weights`);
+* :mod:`.pytorch` — ``pytorch-cpu`` / ``pytorch-cuda``: Hugging Face ``generate()`` (parts in
+  :mod:`.pytorch_parts`);
+* :mod:`.llamacpp` — ``llama.cpp`` on CPU and CUDA (placement in :mod:`.llamacpp_plan`, the CPU
+  resident set in :mod:`.llamacpp_cpu`).
+
+Each is composed from the mechanism modules of :mod:`advisor.estimator.mechanisms` (graph liveness,
+the BFC arena, torch's caching allocator, the KV cache, onnxruntime's graph rewrites...), each of
+which models one thing a runtime does and says which source it follows and what measures it.
+:func:`estimate_with` is the one entry point; the fit against a target is apart
+(:mod:`advisor.estimator.fit`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from advisor.estimator.types import Estimate, Workload
+from advisor.hardware.profile import HardwareProfile
+from advisor.readers.profile import ModelProfile
+
+
+def estimate_with(runtime: str, profile: ModelProfile, workload: Workload, hardware: HardwareProfile) -> Estimate:
+    """The estimate of the runtime module that owns ``runtime`` (a validated name of ``RUNTIMES``)."""
+    if runtime.startswith("onnxruntime"):
+        from advisor.estimator.runtimes import onnxruntime
+
+        return onnxruntime.estimate(profile, workload, runtime, hardware)
+    if runtime == "llama.cpp":
+        from advisor.estimator.runtimes import llamacpp
+
+        est = llamacpp.estimate(profile, workload, hardware)
+    else:
+        from advisor.estimator.runtimes import pytorch
+
+        est = pytorch.estimate(profile, workload, runtime)
+    arch = profile.arch
+    if arch is not None and arch.is_moe:
+        moe = (f"mixture of experts: all {arch.n_experts} experts are resident in memory although only "
+               f"{arch.n_experts_per_token or '?'} run per token; the KV cache does not depend on them")
+        est = dataclasses.replace(est, notes=(*est.notes, moe))
+    return est
+
+
+def reprice_weights(profile: ModelProfile, weight_dtype: str | None, runtime: str) -> tuple[int, str]:
+    """Weight bytes of ``profile`` held as ``weight_dtype`` by ``runtime``, and which tensors changed.
+
+    The plan's entry point for "what would the weights weigh as X": llama.cpp prices a GGUF type as
+    ``llama-quantize``'s mix; PyTorch casts or quantizes (see each runtime's ``weight_bytes_as``).
+
+    Raises:
+        WorkloadError: a type the runtime cannot hold weights in.
+    """
+    if not profile.tensors:
+        return profile.weight_bytes, "weights as stored (the file lists no tensors)"
+    if runtime == "llama.cpp":
+        from advisor.estimator.runtimes import llamacpp
+
+        return llamacpp.weight_bytes_as(profile, weight_dtype)
+    from advisor.estimator.runtimes import pytorch
+
+    return pytorch.weight_bytes_as(profile, weight_dtype, runtime)

@@ -1,0 +1,186 @@
+"""llama.cpp as people run it (``llama-cli`` / ``llama-server`` with their defaults): the whole estimate.
+
+On the CPU the resident set at its peak (:mod:`advisor.estimator.runtimes.llamacpp_cpu`: the mmap'd
+file, ggml-cpu's repacked copies, the zeroed KV cache, the touched compute buffer); with CUDA the
+fullest GPU's weights, KV cache, compute buffer and context, layers placed the way ``-ngl`` and
+``--split-mode layer`` place them (:mod:`advisor.estimator.runtimes.llamacpp_plan`, which also
+prices ``llama-quantize``'s mixes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advisor.errors import WorkloadError
+from advisor.estimator.mechanisms.kv_cache import kv_dtype_name
+from advisor.estimator.runtimes.llamacpp_cpu import (
+    REPACKABLE,
+    CpuPeak,
+    cpu_peak_parts,
+    is_repacked,
+    repacked_types,
+)
+from advisor.estimator.runtimes.llamacpp_plan import (
+    CUDA_CONTEXT_BYTES,
+    CUDA_EXTRA_BYTES,
+    CUDA_EXTRA_HIGH_BYTES,
+    DEFAULT_N_CTX,
+    N_UBATCH,
+    LlamaCppPlan,
+    gguf_tensor_bytes,
+    plan_llamacpp,
+)
+from advisor.estimator.runtimes.weights_only import weights_only_estimate
+from advisor.estimator.types import MIB, Estimate, Workload
+from advisor.hardware.profile import HardwareProfile
+from advisor.readers.profile import LlmArchitecture, ModelProfile
+from advisor.units import format_bytes
+
+
+def weight_bytes_as(profile: ModelProfile, weight_dtype: str | None) -> tuple[int, str]:
+    """Weight bytes of ``profile`` as a GGUF type (``q4_k_m``, ``q8_0`` ...), priced as
+    ``llama-quantize``'s mix, and a description of what changed."""
+    priced, desc = gguf_tensor_bytes(profile, weight_dtype)
+    return sum(b for _, _, b in priced), desc
+
+
+def estimate(profile: ModelProfile, workload: Workload, hardware: HardwareProfile) -> Estimate:
+    """Predict the peak memory of running ``profile`` with llama.cpp on ``hardware`` (see module doc)."""
+    return _llamacpp(profile, workload, hardware)
+
+
+def _llamacpp_context(arch: LlmArchitecture | None, workload: Workload) -> tuple[int, list[str]]:
+    if workload.context is not None:
+        return max(workload.context, workload.seq_len or 0), []
+    trained = arch.max_positions if arch else None
+    ctx = min(trained or DEFAULT_N_CTX, DEFAULT_N_CTX)
+    extra = f" (the model was trained for {trained}; recent llama-server's -c 0 uses that)" if trained else ""
+    return ctx, [f"no context given: assumed llama.cpp's default -c {DEFAULT_N_CTX} per sequence{extra}"]
+
+
+
+def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Workload, hardware: HardwareProfile,
+                  plan: LlamaCppPlan, context: int, kv_all: int, notes: list[str]) -> Estimate:
+    """llama.cpp on the CPU: the resident set at its peak (see :mod:`advisor.estimator.runtimes.llamacpp_cpu`)."""
+    priced, _ = gguf_tensor_bytes(profile, workload.weight_dtype)
+    prompt = min(workload.seq_len or context, context)
+
+    def parts(**kw: Any) -> CpuPeak:
+        args: dict[str, Any] = {"prompt": prompt, **kw}
+        return cpu_peak_parts(profile, arch, priced, n_ctx=plan.n_ctx, n_seq=plan.n_seq, kv_bytes=kv_all,
+                              cpu=hardware.cpu, **args)
+
+    p = parts()
+    quant_v = kv_all and workload.kv_cache_dtype in ("q8_0", "q4_0")
+    # The range: low = a short prompt (few compute pages touched) or --no-mmap, the parts we
+    # cannot see (runtime tables) halved; high = -fa off, --no-mmap, an ISA that repacks more types.
+    low_prompt = 1 if workload.seq_len is None else prompt
+    # --no-mmap holds repacked weights once (no mapped copy): lower for Q4_0-like models on AVX2.
+    low_p = min(parts(prompt=low_prompt), parts(prompt=low_prompt, use_mmap=False), key=lambda c: c.peak_bytes)
+    highs = [p.peak_bytes, parts(use_mmap=False).peak_bytes]
+    if not quant_v:
+        highs.append(parts(flash_attn=False).peak_bytes)
+    unknown_isa = repacked_types(hardware.cpu) is None
+    maybe_repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, REPACKABLE))
+    extra_high = maybe_repacked if unknown_isa else 0
+    low = int((low_p.peak_bytes - low_p.runtime_bytes // 2 - (kv_all - plan.kv_low_bytes)) * 0.97)
+    high = int((max(highs) + extra_high) * 1.03)
+    notes.append(f"weights are memory-mapped with MAP_POPULATE: the whole file ({format_bytes(p.weights_bytes)}) is "
+                 f"resident once loaded (the OS can evict it under pressure, at a large speed cost; --mlock pins it)")
+    if p.repacked_bytes:
+        notes.append(f"ggml-cpu repacks {format_bytes(p.repacked_bytes)} of weights into its own interleaved buffer "
+                     f"(CPU_REPACK); their file pages stay mapped too, so they count twice (--no-repack avoids it)")
+    elif unknown_isa and maybe_repacked:
+        notes.append(f"the CPU's ISA is unknown: ggml-cpu may repack up to {format_bytes(maybe_repacked)} of "
+                     "weights into a second copy (high end)")
+    notes.append(f"compute: {format_bytes(p.compute_bytes)} touched by a {prompt}-token prompt (buffer reserved "
+                 f"{format_bytes(p.compute_reserved_bytes)}, pages touched only as graphs use them) + ggml-cpu's "
+                 "work buffer; the KV cache is cleared at start, so all of it is resident")
+    return Estimate(
+        # the repacked copy is runtime overhead: the weights themselves are counted once (the file)
+        runtime="llama.cpp", device="cpu", weights_bytes=p.weights_bytes,
+        activation_bytes=p.compute_bytes + p.output_bytes, kv_cache_bytes=kv_all,
+        overhead_bytes=p.runtime_bytes + p.repacked_bytes, peak_bytes=p.peak_bytes, low_bytes=min(low, p.peak_bytes),
+        high_bytes=max(high, p.peak_bytes), notes=tuple(notes), resolved_inputs={"tokens": (plan.n_seq, context)},
+    )
+
+
+def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfile) -> Estimate:
+    arch = profile.arch
+    context, notes = _llamacpp_context(arch, workload)
+    kv_dtype = kv_dtype_name(workload.kv_cache_dtype, "f16")
+    if kv_dtype == "fp8":
+        raise WorkloadError("llama.cpp has no fp8 KV cache; use q8_0 (--cache-type-k q8_0 --cache-type-v q8_0)")
+    cuda = hardware.has_cuda_gpu and workload.gpu_layers != 0
+    tp = max(1, workload.tensor_parallel) if cuda else 1
+    if workload.gpu_layers and not hardware.has_cuda_gpu:
+        notes.append("no NVIDIA GPU on the target: GPU layers ignored, everything runs from RAM")
+    if workload.tensor_parallel > 1 and not cuda:
+        notes.append("tensor parallelism needs GPUs: ignored")
+    if arch is None:
+        priced, wdesc = gguf_tensor_bytes(profile, workload.weight_dtype)
+        weights = sum(b for _, _, b in priced) if priced else profile.weight_bytes
+        overhead = CUDA_CONTEXT_BYTES + CUDA_EXTRA_BYTES if cuda else 0
+        extra = CUDA_EXTRA_HIGH_BYTES - CUDA_EXTRA_BYTES if cuda else 0
+        return weights_only_estimate(profile, "llama.cpp", "cuda" if cuda else "cpu", weights, overhead, extra,
+                        [*notes, wdesc], 0, 1)
+    plan = plan_llamacpp(profile, arch, context=context, batch=workload.batch, kv_dtype=kv_dtype,
+                         weight_dtype=workload.weight_dtype, gpu_layers=workload.gpu_layers, cuda=cuda)
+    notes += [plan.weights_note, *plan.notes]
+    notes.append(f"started as -c {plan.n_ctx} -np {plan.n_seq}: llama.cpp's -c is the TOTAL of token cells all "
+                 f"sequences share ({workload.batch} × {context}, padded to 256), unlike vLLM/HF's per-sequence "
+                 f"length; KV cache {kv_dtype} (-ctk/-ctv)")
+    quant_v = kv_dtype in ("q8_0", "q4_0")
+    fa_gap = 0 if quant_v else plan.compute_nofa_bytes - plan.compute_fa_bytes
+    notes.append(f"compute buffer for a {N_UBATCH}-token ubatch with flash attention (-fa auto, the recent "
+                 f"default) = {plan.compute_fa_bytes / MIB:.0f} MiB; "
+                 + ("a quantized V cache requires flash attention" if quant_v else
+                    f"without it the n_ctx × n_ubatch × n_head f32 scores make it "
+                    f"{plan.compute_nofa_bytes / MIB:.0f} MiB (high end)"))
+    kv_all = plan.cpu_kv_bytes + sum(plan.gpu_kv_layer_bytes)
+    if arch.is_mla:
+        notes.append("MLA in llama.cpp: K cache holds kv_lora_rank + rope values, V cache kv_lora_rank values "
+                     "per token per layer; builds that view V inside K use less (low end)")
+    if not cuda:
+        return _llamacpp_cpu(profile, arch, workload, hardware, plan, context, kv_all, notes)
+    # Layers are split over the GPUs in contiguous runs (--split-mode layer); the last GPU also holds
+    # the output layer. The per-GPU figure is the fullest GPU.
+    n = len(plan.gpu_layer_bytes)
+    bounds = [round(i * n / tp) for i in range(tp + 1)]
+    best = (0, 0, 0)
+    for i in range(tp):
+        w = sum(plan.gpu_layer_bytes[bounds[i]:bounds[i + 1]]) + (plan.gpu_other_bytes if i == tp - 1 else 0)
+        k = sum(plan.gpu_kv_layer_bytes[bounds[i]:bounds[i + 1]])
+        best = max(best, (w + k, w, k))
+    _, weights, kv_gpu = best
+    overhead = CUDA_CONTEXT_BYTES + CUDA_EXTRA_BYTES
+    compute = plan.compute_fa_bytes if (n or plan.full_offload) else plan.compute_fa_bytes - plan.logits_bytes
+    peak = weights + kv_gpu + compute + overhead
+    gpu_kv_total = sum(plan.gpu_kv_layer_bytes)
+    kv_low_share = plan.kv_low_bytes * kv_gpu // gpu_kv_total if gpu_kv_total else 0
+    low = int((peak - (kv_gpu - kv_low_share) - (CUDA_EXTRA_BYTES // 2)) * 0.98)
+    high_extra = fa_gap + CUDA_EXTRA_HIGH_BYTES - CUDA_EXTRA_BYTES
+    host_compute = N_UBATCH * arch.hidden_size * 4 if plan.full_offload else plan.logits_bytes
+    host = plan.cpu_weight_bytes + plan.cpu_kv_bytes + host_compute + plan.output_bytes
+    if plan.full_offload:
+        notes.append(f"all {arch.n_layers} layers and the output layer on the GPU (-ngl 999); token_embd stays "
+                     f"in RAM (memory-mapped), as llama.cpp always does")
+    else:
+        high_extra += plan.largest_cpu_layer_bytes
+        notes.append(f"-ngl {plan.gpu_layers}: the last {plan.gpu_layers} of {arch.n_layers} layers on the GPU, "
+                     f"the rest, token_embd and the output layer in RAM ({format_bytes(host)}); "
+                     f"note -ngl {arch.n_layers} "
+                     f"still keeps the output layer on the CPU — use -ngl {arch.n_layers + 1} or 999; for big "
+                     f"batches ggml copies a CPU layer's weights to the GPU (high end)")
+    if tp > 1:
+        high_extra += compute
+        notes.append(f"per GPU of {tp} (--split-mode layer: contiguous layers per GPU, output on the last); "
+                     f"pipeline parallelism keeps extra compute-buffer copies (high end)")
+    notes.append("CUDA context ≈527 MiB (bare driver context, measured on an H100, driver 580) + cuBLAS, ggml's "
+                 "CUDA pool and kernels (allowance)")
+    return Estimate(
+        runtime="llama.cpp", device="cuda", weights_bytes=weights, activation_bytes=compute,
+        kv_cache_bytes=kv_gpu, overhead_bytes=overhead, peak_bytes=peak, low_bytes=low,
+        high_bytes=int((peak + high_extra) * 1.02), host_bytes=host, tensor_parallel=tp, notes=tuple(notes),
+        resolved_inputs={"tokens": (plan.n_seq, context)},
+    )
