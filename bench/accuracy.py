@@ -233,6 +233,7 @@ def _measure(path: Path, shapes: dict[str, list[int]], dtypes: dict[str, str]) -
 def run(quick: bool, use_torch: bool, only: str | None) -> int:
     hw = HardwareProfile(name="bench", source="probe", kind="this-machine", memory_total_bytes=24 * 1024 * MIB)
     rows: list[tuple[float, bool]] = []
+    ratios: list[tuple[float, float]] = []  # (min, max) measured / predicted per case
     print(f"{'model':20s} {'workload':18s} {'weights':>8s} {'measured':>9s} {'predicted':>9s} {'err':>7s}"
           f" {'low..high':>15s} in  {'w-only':>7s} {'sum-all':>7s}  noise")
     with tempfile.TemporaryDirectory(prefix="advisor-bench-") as tmp:
@@ -256,6 +257,7 @@ def run(quick: bool, use_torch: bool, only: str | None) -> int:
                 inside = all(est.low_bytes <= m <= est.high_bytes for m in peaks)
                 spread = (max(peaks) - min(peaks)) / meas
                 rows.append((err, inside))
+                ratios.append((min(peaks) / est.peak_bytes, max(peaks) / est.peak_bytes))
                 w_only = (profile.weight_bytes - meas) / meas
                 sum_all = (naive(path, wl, profile.weight_bytes) - meas) / meas
                 print(f"{case.name:20s} {label:18s} {profile.weight_bytes / MIB:7.1f}M {meas / MIB:8.1f}M "
@@ -266,6 +268,12 @@ def run(quick: bool, use_torch: bool, only: str | None) -> int:
     print()
     print(f"cases: {len(rows)}   median |error| {statistics.median(errs):.1%}   max |error| {max(errs):.1%}   "
           f"inside [low, high]: {sum(i for _, i in rows)}/{len(rows)}")
+    if ratios:
+        from real_accuracy import fit_ratios
+
+        lo, hi = fit_ratios([a for a, _ in ratios], [b for _, b in ratios])
+        print(f"range factors this set implies (95 % of its cases inside): low x{lo:.3f}, high x{hi:.3f} "
+              "(the CPU range takes the wider of these and bench/real_accuracy.py --fit-range's)")
     return 0 if rows else 1
 
 

@@ -130,16 +130,19 @@ def fit_range(rs: list[Row], coverage: float = 0.95) -> tuple[float, float]:
     """The narrowest ``[low, high]`` factors around the point estimate that hold ``coverage`` of ``rs``.
 
     Each case counts by its extreme repeats (a case is inside only when every repeat is): its
-    ``min(measured) / predicted`` and ``max(measured) / predicted``. The factors are the
-    ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` quantiles of those (nearest rank), so as many
-    cases fall below the low end as above the high end. Fit on the calibration half, reported on
-    the held-out half.
+    ``min(measured) / predicted`` and ``max(measured) / predicted`` (see :func:`fit_ratios`).
     """
-    lows = sorted(min(r.peaks) / r.predicted for r in rs)
-    highs = sorted(max(r.peaks) / r.predicted for r in rs)
-    tail = (1 - coverage) / 2
-    k = min(len(rs) - 1, int(tail * len(rs)))
-    return lows[k], highs[len(rs) - 1 - k]
+    return fit_ratios([min(r.peaks) / r.predicted for r in rs], [max(r.peaks) / r.predicted for r in rs], coverage)
+
+
+def fit_ratios(lows: list[float], highs: list[float], coverage: float = 0.95) -> tuple[float, float]:
+    """The ``(1 - coverage) / 2`` quantile of ``lows`` and the ``(1 + coverage) / 2`` one of ``highs``
+    (nearest rank), so as many cases fall below the low end as above the high end. Fit on cases the
+    constants were set on (the calibration half, the hand-built set), reported on the held-out half.
+    """
+    lows, highs = sorted(lows), sorted(highs)
+    k = min(len(lows) - 1, int((1 - coverage) / 2 * len(lows)))
+    return lows[k], highs[len(highs) - 1 - k]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_range and results.get("calibration"):
         lo, hi = fit_range(results["calibration"])
         print(f"\nrange factors from the calibration half (95 % of its cases inside): low x{lo:.3f}, high x{hi:.3f}"
-              f"  (advisor/estimator/runtimes/onnxruntime_weights.py CPU_RANGE_LOW / CPU_RANGE_HIGH)")
+              "\n  (CPU_RANGE_LOW / CPU_RANGE_HIGH in advisor/estimator/runtimes/onnxruntime_weights.py take "
+              "the wider of these and bench/accuracy.py's)")
         for half, rs in results.items():
             inside = sum(lo * r.predicted <= min(r.peaks) and max(r.peaks) <= hi * r.predicted for r in rs)
             print(f"  with those factors, {half}: {inside}/{len(rs)} inside")

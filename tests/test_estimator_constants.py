@@ -87,7 +87,7 @@ def test_transformers_on_cpu_adds_its_runtime_allowance(tmp_path: Path) -> None:
 
 
 def test_cpu_range_is_the_calibrated_error_band_around_the_estimate(tmp_path: Path) -> None:
-    # CPU_RANGE_LOW / HIGH = x0.90 / x1.41 (bench/real_accuracy.py --fit-range on the calibration half).
+    # CPU_RANGE_LOW / HIGH = x0.77 / x1.41 (the calibration cases' 2.5 / 97.5 % error quantiles).
     from advisor.estimator import Workload, estimate
     from advisor.readers.onnx_reader import read_onnx
     from tests.builders import onnx_models
@@ -95,5 +95,5 @@ def test_cpu_range_is_the_calibrated_error_band_around_the_estimate(tmp_path: Pa
 
     path = onnx_models.mlp(tmp_path / "mlp.onnx", hidden=256, layers=2, in_features=256)
     e = estimate(read_onnx(path), Workload(batch=64), "onnxruntime-cpu", laptop(16))
-    assert e.low_bytes == max(e.weights_bytes, int(e.peak_bytes * 0.90))
+    assert e.low_bytes == max(e.weights_bytes, int(e.peak_bytes * 0.77))
     assert e.high_bytes == int(e.peak_bytes * 1.41)

@@ -85,12 +85,14 @@ CPU_HALF_OK_OPS: frozenset[str] = frozenset({"Cast", "Shape", "Identity", "Resha
                                              "DequantizeLinear", "Constant"})
 HALF_DTYPES: frozenset[str] = frozenset({"float16", "bfloat16"})
 
-# NOTE: the onnxruntime-CPU range, from the estimate's own error on real models: the 2.5 % and
-# 97.5 % quantiles of measured / predicted peak over the calibration half of the real-model set
-# (bench/real_accuracy.py --fit-range; bench/real_models.py, 65 cases on 24 models, each case by
-# its extreme repeat): x0.903 and x1.408 on 2026-12-02. The held-out half (43 cases on 20 models
+# NOTE: the onnxruntime-CPU range, from the estimate's own error on the cases its constants were
+# set on: the 2.5 % and 97.5 % quantiles of measured / predicted peak (each case by its extreme
+# repeat), taking the wider of the two sets. The calibration half of the real-model set
+# (bench/real_accuracy.py --fit-range; 65 cases on 24 models) gives x0.903 .. x1.408; the
+# hand-built and torch-exported set (bench/accuracy.py, 61 cases; transformer exports come out
+# up to 28 % high) gives x0.772 .. x1.294 (2026-12-02). The held-out half (43 cases on 20 models
 # the estimate was not fitted to) then falls inside on 43 of 43 (bench/results/real_accuracy_cpu.txt).
-CPU_RANGE_LOW = 0.90
+CPU_RANGE_LOW = 0.77
 CPU_RANGE_HIGH = 1.41
 
 CUDA_CONTEXT_BYTES = CUDA_CONTEXT_BARE_BYTES  # onnxruntime's CUDA EP creates a bare driver context
