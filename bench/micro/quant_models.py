@@ -65,21 +65,35 @@ def _w(shape: tuple[int, ...], seed: int) -> Any:
     return (rng.standard_normal(shape) * 0.05).astype(np.float32)
 
 
+def _matmul_relu(nodes: list[Any], cur: str, i: int, n: int) -> str:
+    """Append ``MatMul(cur, w{i})`` and, between layers, a Relu; the name of the new tensor."""
+    from onnx import helper
+
+    nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [f"m{i}"]))
+    if i == n - 1:
+        return f"m{i}"
+    nodes.append(helper.make_node("Relu", [f"m{i}"], [f"r{i}"]))
+    return f"r{i}"
+
+
+def _chain(nodes: list[Any], inits: list[Any], cur: str, k: int, name: str,
+           path: Path) -> tuple[Path, dict[str, list[int]]]:
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", k])],
+                          [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["B", k])], inits)
+    return _save(g, path), {"x": [BATCH, k]}
+
+
 def mlp(path: Path, k: int, n: int = 3) -> tuple[Path, dict[str, list[int]]]:
     """``n`` MatMuls [B, k] x [k, k] with Relu between: weights n * 4k^2 bytes float32."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import numpy_helper
 
     nodes, inits, cur = [], [], "x"
     for i in range(n):
         inits.append(numpy_helper.from_array(_w((k, k), i), f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [f"m{i}"]))
-        cur = f"m{i}"
-        if i < n - 1:
-            nodes.append(helper.make_node("Relu", [cur], [f"r{i}"]))
-            cur = f"r{i}"
-    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", k])],
-                          [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["B", k])], inits)
-    return _save(g, path), {"x": [BATCH, k]}
+        cur = _matmul_relu(nodes, cur, i, n)
+    return _chain(nodes, inits, cur, k, "mlp", path)
 
 
 def conv(path: Path, c: int, n: int = 3) -> tuple[Path, dict[str, list[int]]]:
@@ -142,7 +156,7 @@ def weight_only(path: Path, k: int, n: int = 3) -> tuple[Path, dict[str, list[in
     """Hand-made weight-only QDQ: ``DequantizeLinear(int8 W) -> MatMul`` with float32 activations
     (no QuantizeLinear on the activations, the layout of weight-only int8 exports)."""
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     nodes, inits, cur = [], [], "x"
     rng = np.random.default_rng(0)
@@ -151,14 +165,8 @@ def weight_only(path: Path, k: int, n: int = 3) -> tuple[Path, dict[str, list[in
         inits.append(numpy_helper.from_array(np.array(0.001, np.float32), f"ws{i}"))
         inits.append(numpy_helper.from_array(np.array(0, np.int8), f"wz{i}"))
         nodes.append(helper.make_node("DequantizeLinear", [f"wq{i}", f"ws{i}", f"wz{i}"], [f"w{i}"]))
-        nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [f"m{i}"]))
-        cur = f"m{i}"
-        if i < n - 1:
-            nodes.append(helper.make_node("Relu", [cur], [f"r{i}"]))
-            cur = f"r{i}"
-    g = helper.make_graph(nodes, "wonly", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", k])],
-                          [helper.make_tensor_value_info(cur, TensorProto.FLOAT, ["B", k])], inits)
-    return _save(g, path), {"x": [BATCH, k]}
+        cur = _matmul_relu(nodes, cur, i, n)
+    return _chain(nodes, inits, cur, k, "wonly", path)
 
 
 Builder = Callable[[Path, int], tuple[Path, dict[str, list[int]]]]

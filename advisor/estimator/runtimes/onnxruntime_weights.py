@@ -90,8 +90,9 @@ HALF_DTYPES: frozenset[str] = frozenset({"float16", "bfloat16"})
 # repeat), taking the wider of the two sets. The calibration half of the real-model set
 # (bench/real_accuracy.py --fit-range; 65 cases on 24 models) gives x0.903 .. x1.408; the
 # hand-built and torch-exported set (bench/accuracy.py, 61 cases; transformer exports come out
-# up to 28 % high) gives x0.772 .. x1.294 and x0.841 .. x1.294 in two runs (2026-12-02). The held-out half (43 cases on 20 models
-# the estimate was not fitted to) then falls inside on 43 of 43 (bench/results/real_accuracy_cpu.txt).
+# up to 28 % high) gives x0.772 .. x1.294 and x0.841 .. x1.294 in two runs (2026-12-02). The
+# held-out half (43 cases on 20 models the estimate was not fitted to) then falls inside on 43 of
+# 43 (bench/results/real_accuracy_cpu.txt).
 CPU_RANGE_LOW = 0.77
 CPU_RANGE_HIGH = 1.41
 

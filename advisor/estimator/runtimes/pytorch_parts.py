@@ -61,13 +61,6 @@ CPU_RUNTIME_HIGH_BYTES = 256 * MIB
 # token, spread at random over the table, is the middle of that.
 EMBED_TOUCH_BYTES = 512 * 1024
 
-# c10/cuda/CUDACachingAllocator.cpp constants (see torch_cuda_allocator).
-_MIN_BLOCK = tca.MIN_BLOCK
-_SMALL_SIZE = tca.SMALL_SIZE
-_SMALL_SEGMENT = tca.SMALL_BUFFER
-_MIN_LARGE_ALLOC = tca.MIN_LARGE_ALLOC
-_LARGE_SEGMENT = tca.LARGE_BUFFER
-_ROUND_LARGE = tca.ROUND_LARGE
 
 
 def _round_up(n: int, step: int) -> int:
@@ -82,14 +75,14 @@ def cuda_reserved_bytes(sizes: Iterable[int]) -> int:
     """
     small = mid = large = 0
     for n in sizes:
-        block = _round_up(max(n, 1), _MIN_BLOCK)
-        if block <= _SMALL_SIZE:
+        block = _round_up(max(n, 1), tca.MIN_BLOCK)
+        if block <= tca.SMALL_SIZE:
             small += block
-        elif block < _MIN_LARGE_ALLOC:
+        elif block < tca.MIN_LARGE_ALLOC:
             mid += block
         else:
-            large += _round_up(block, _ROUND_LARGE)
-    return _round_up(small, _SMALL_SEGMENT) + _round_up(mid, _LARGE_SEGMENT) + large
+            large += _round_up(block, tca.ROUND_LARGE)
+    return _round_up(small, tca.SMALL_BUFFER) + _round_up(mid, tca.LARGE_BUFFER) + large
 
 
 def stranded_cache_bytes(n_tensors: int, final_bytes: int) -> int:
@@ -102,12 +95,12 @@ def stranded_cache_bytes(n_tensors: int, final_bytes: int) -> int:
     Only tensors above 10 MiB live in their own segments; smaller ones share 20 MiB segments
     whose free blocks coalesce, so they strand nothing here.
     """
-    if final_bytes < _MIN_LARGE_ALLOC:
+    if final_bytes < tca.MIN_LARGE_ALLOC:
         return 0
-    steps = final_bytes // _ROUND_LARGE - _MIN_LARGE_ALLOC // _ROUND_LARGE
-    first = _MIN_LARGE_ALLOC
+    steps = final_bytes // tca.ROUND_LARGE - tca.MIN_LARGE_ALLOC // tca.ROUND_LARGE
+    first = tca.MIN_LARGE_ALLOC
     # one stranded block per tensor per boundary: sizes first, first+2MiB, ...
-    return n_tensors * (steps * first + _ROUND_LARGE * steps * (steps - 1) // 2)
+    return n_tensors * (steps * first + tca.ROUND_LARGE * steps * (steps - 1) // 2)
 
 
 def decoder_shape(arch: LlmArchitecture, *, act_bytes: int, kv_dtype: str, mla_layout: MlaLayout) -> DecoderShape:
