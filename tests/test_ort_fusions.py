@@ -11,8 +11,9 @@ def _ops(steps: list[Step]) -> list[str]:
 
 
 def _fuse(steps: list[Step], weights: set[str], outputs: list[str], **kw: object) -> list[Step]:
-    return fuse_steps(steps, weights=weights, graph_outputs=outputs, shapes=kw.get("shapes", {}),  # type: ignore[arg-type]
-                      perms=kw.get("perms", {}))  # type: ignore[arg-type]
+    fused, _ = fuse_steps(steps, weights=weights, graph_outputs=outputs, shapes=kw.get("shapes", {}),  # type: ignore[arg-type]
+                          perms=kw.get("perms", {}), sizes={})  # type: ignore[arg-type]
+    return fused
 
 
 def test_silu_becomes_quick_gelu_and_holds_two_tensors_not_three() -> None:
@@ -64,3 +65,13 @@ def test_an_activation_between_convs_folds_into_the_first_and_graph_outputs_stay
     # a tensor the caller receives is never fused away: the BN still folds (the Conv writes n), the
     # Clip stays
     assert _ops(_fuse(steps, weights, ["y", "n"])) == ["Conv", "Clip", "Conv"]
+
+
+def test_a_hardswish_no_conv_absorbed_runs_as_hardsigmoid_then_mul() -> None:
+    steps = [Step("Conv", ("x", "w"), ("c",)), Step("Add", ("c", "b"), ("a",)), Step("HardSwish", ("a",), ("y",)),
+             Step("Conv", ("p", "w2"), ("q",)), Step("HardSwish", ("q",), ("z",))]
+    fused, made = fuse_steps(steps, weights={"w", "w2", "b"}, graph_outputs=["y", "z"], shapes={}, perms={},
+                             sizes={"y": 64, "z": 64})
+    # after the Add it is inlined (its HardSigmoid a tensor as big as y); after a Conv it is the Conv's activation
+    assert _ops(fused) == ["Conv", "Add", "HardSigmoid", "Mul", "FusedConv"]
+    assert made == {"y/HardSigmoid": 64}

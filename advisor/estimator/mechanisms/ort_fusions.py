@@ -11,6 +11,12 @@ optimizer that performs it (onnxruntime/core/optimizer/):
 * ``conv_activation_fusion.cc``: an activation that is a Conv's only reader (Relu, Clip, Sigmoid,
   Tanh, LeakyRelu, HardSigmoid, HardSwish) becomes the Conv's ``activation``: ``FusedConv``, whose
   output is the activation's (so an NCHWc chain is not broken by a ReLU6 between two Convs);
+* function inlining (onnxruntime/core/framework/graph_partitioner.cc ``InlineNodes``, after the
+  fusions above): the CPU EP has no HardSwish kernel, so a HardSwish no Conv absorbed runs as its
+  ONNX function body ``HardSigmoid`` then ``Mul`` (onnx/defs/math/defs.cc), the HardSigmoid result
+  a tensor of its own, live until the Mul (bench/micro/qlinear_matmul.py: ``Relu → HardSwish →
+  Relu`` holds x, HardSigmoid(x) and the output, 3 × 12.5 MiB, in the dumped optimized graph
+  ``Relu, HardSigmoid, Mul, Relu``);
 * ``quick_gelu_fusion.cc``: ``x * Sigmoid(x)`` → ``QuickGelu(x)`` (SiLU/Swish: YOLO, EfficientNet);
 * ``gelu_fusion.cc``: ``0.5 * x * (1 + Erf(x / √2))`` in its two orders → ``Gelu(x)``;
 * ``bias_gelu_fusion.cc``: ``Gelu(x + bias)`` → ``BiasGelu(x, bias)``;
@@ -62,8 +68,10 @@ class _Graph:
 
 
 def fuse_steps(steps: Sequence[Step], *, weights: Collection[str], graph_outputs: Collection[str],
-               shapes: Mapping[str, tuple[int, ...]], perms: Mapping[str, tuple[int, ...]]) -> list[Step]:
-    """``steps`` with onnxruntime's CPU fusions applied (see the module docstring).
+               shapes: Mapping[str, tuple[int, ...]], perms: Mapping[str, tuple[int, ...]],
+               sizes: Mapping[str, int]) -> tuple[list[Step], dict[str, int]]:
+    """``steps`` with onnxruntime's CPU fusions applied (see the module docstring), and the sizes of
+    the tensors the rewrite makes (an inlined function's intermediates).
 
     Args:
         steps: the walk's steps in execution order.
@@ -71,12 +79,29 @@ def fuse_steps(steps: Sequence[Step], *, weights: Collection[str], graph_outputs
         graph_outputs: names the caller receives (never fused away: they must exist).
         shapes: static shapes (a weight's decides whether it is a scalar).
         perms: ``perm`` of each Transpose step's output.
+        sizes: known tensor sizes (an inlined intermediate is as large as the op's output).
     """
     result = list(steps)
     for fuse in (_conv_bn, _conv_activation, _quick_gelu, _gelu, _layer_norm, _bias_gelu, _skip_layer_norm,
                  _matmul_scale, _matmul_transpose):
         result = fuse(_Graph(result, weights), set(graph_outputs), shapes, perms)
-    return result
+    return _inline_hardswish(result, sizes)
+
+
+def _inline_hardswish(steps: list[Step], sizes: Mapping[str, int]) -> tuple[list[Step], dict[str, int]]:
+    """Each HardSwish left after the Conv fusions becomes ``HardSigmoid`` then ``Mul``."""
+    out: list[Step] = []
+    made: dict[str, int] = {}
+    for s in steps:
+        if s.op_type != "HardSwish" or not s.inputs or not s.outputs:
+            out.append(s)
+            continue
+        x, y = s.inputs[0], s.outputs[0]
+        tmp = f"{y}/HardSigmoid"
+        if y in sizes:
+            made[tmp] = sizes[y]
+        out += [Step("HardSigmoid", (x,), (tmp,), s.scratch_bytes), Step("Mul", (x, tmp), (y,))]
+    return out, made
 
 
 def _apply(g: _Graph, matches: list[tuple[set[int], int, Step]]) -> list[Step]:

