@@ -60,3 +60,8 @@ def format_count(n: int | float, *, decimals: int = 2) -> str:
 def format_price(price: float | None) -> str:
     """An hourly price ("$2.49/h"), or an empty string when there is none."""
     return "" if price is None else f"${price:,.2f}/h"
+
+
+def round_up(n: int, step: int) -> int:
+    """``n`` rounded up to a multiple of ``step`` (allocator blocks, padded token cells, NCHWc channels)."""
+    return -(-n // step) * step

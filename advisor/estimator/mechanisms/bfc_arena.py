@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MAX_BYTES
 from advisor.estimator.types import MIB
+from advisor.units import round_up
 
 
 def arena_reserved_bytes(need_bytes: int, initial_bytes: int = 1 * MIB) -> int:
@@ -64,7 +65,7 @@ def pattern_block_bytes(buffers: Iterable[Buffer]) -> int:
         if kind == 1:
             live.pop(k, None)
             continue
-        size = -(-bufs[k][0] // _ALIGN) * _ALIGN
+        size = round_up(bufs[k][0], _ALIGN)
         best, best_gap, prev_end = -1, -1, 0
         for off, sz in sorted(live.values()):
             gap = off - prev_end

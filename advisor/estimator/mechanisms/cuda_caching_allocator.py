@@ -58,6 +58,7 @@ import functools
 from dataclasses import dataclass
 
 from advisor.estimator.types import MIB
+from advisor.units import round_up
 
 # NOTE: c10/cuda/CUDACachingAllocator.cpp (torch 2.x): kMinBlockSize, kSmallSize, kSmallBuffer,
 # kMinLargeAlloc, kLargeBuffer (CUDAAllocatorConfig's default large_segment_size), kRoundLarge.
@@ -72,13 +73,10 @@ ROUND_LARGE = 2 * MIB
 _MAX_STEPS = 32
 
 
-def _round_up(n: int, step: int) -> int:
-    return -(-n // step) * step
-
 
 def round_size(nbytes: int) -> int:
     """``round_size``: the block size a request of ``nbytes`` needs (a multiple of 512 B)."""
-    return max(MIN_BLOCK, _round_up(nbytes, MIN_BLOCK))
+    return max(MIN_BLOCK, round_up(nbytes, MIN_BLOCK))
 
 
 def allocation_size(size: int) -> int:
@@ -87,7 +85,7 @@ def allocation_size(size: int) -> int:
         return SMALL_BUFFER
     if size < MIN_LARGE_ALLOC:
         return LARGE_BUFFER
-    return _round_up(size, ROUND_LARGE)
+    return round_up(size, ROUND_LARGE)
 
 
 class _Block:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from advisor.units import round_up
+
 # onnxruntime/core/mlas/lib/mlasi.h: MLAS_SGEMM_STRIDEN / MLAS_SGEMM_STRIDEK (128 each).
 MLAS_SGEMM_STRIDEN = 128
 MLAS_SGEMM_STRIDEK = 128
@@ -184,7 +186,7 @@ def conv_transpose_col_elems(
 
 def nchwc_channels(channels: int, block: int) -> int:
     """``channels`` rounded up to the NCHWc block (nchwc_transformer.cc: ``nchwc_output_channels``)."""
-    return -(-channels // block) * block
+    return round_up(channels, block)
 
 
 def nchwc_activation_bytes(shape: Sequence[int], elem_bytes: int, block: int) -> int:

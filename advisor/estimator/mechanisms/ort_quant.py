@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from advisor.dtypes import nbytes, onnx_dtype
 from advisor.errors import AdvisorError
+from advisor.units import round_up
 
 if TYPE_CHECKING:
     import onnx
@@ -367,8 +368,8 @@ def _dynamic_matmul_fused(g: _Graph) -> set[str]:
 
 
 def _pack_b_bytes(k: int, n: int) -> int:
-    an = -(-n // PACK_N_ALIGN) * PACK_N_ALIGN
-    ak = -(-k // PACK_K_ALIGN) * PACK_K_ALIGN
+    an = round_up(n, PACK_N_ALIGN)
+    ak = round_up(k, PACK_K_ALIGN)
     return an * 4 + an * ak
 
 

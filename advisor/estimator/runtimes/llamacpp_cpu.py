@@ -30,6 +30,7 @@ from advisor.dtypes import nbytes
 from advisor.estimator.types import MIB
 from advisor.hardware.profile import CpuInfo
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
+from advisor.units import round_up
 
 # NOTE: ggml-cpu/repack.cpp ggml_repack_get_optimal_repack_type(): the types with interleaved
 # kernels, by ISA, when the matrix's row count (ne[1]) is a multiple of the interleave (8 or 4).
@@ -53,9 +54,6 @@ N_KV_PAD = 256
 RUNTIME_BYTES = 12 * MIB
 RUNTIME_PER_TOKEN_BYTES = 160
 
-
-def _pad(n: int, step: int) -> int:
-    return -(-n // step) * step
 
 
 def repacked_types(cpu: CpuInfo | None) -> frozenset[str] | None:
@@ -117,7 +115,7 @@ def work_buffer_bytes(arch: LlmArchitecture, g: ComputeShape, weight_dtypes: set
     for dt in weight_dtypes:
         dot = _DOT_TYPE.get(dt, "q8_k")
         if dot != "float32":
-            conv = max(conv, nbytes(dot, _pad(widest, 256)) * g.n_tokens)
+            conv = max(conv, nbytes(dot, round_up(widest, 256)) * g.n_tokens)
     if not flash_attn:  # NOTE: mul_mat(V^T f16, softmax f32): src1 converted to f16
         conv = max(conv, 2 * g.n_kv * g.n_tokens * arch.n_heads)
     return conv
@@ -202,7 +200,7 @@ def cpu_peak_parts(
     n_ctx_seq = n_ctx // max(1, n_seq)
     n_tok_reserve = min(n_ctx, n_ubatch)
     reserve = ComputeShape(n_tok_reserve, n_ctx_seq, min(n_tok_reserve, 512))
-    run = ComputeShape(min(prompt * n_seq, n_ubatch), min(n_ctx_seq, _pad(prompt, N_KV_PAD)), n_seq)
+    run = ComputeShape(min(prompt * n_seq, n_ubatch), min(n_ctx_seq, round_up(prompt, N_KV_PAD)), n_seq)
     dtypes = {dt for t, dt, _ in priced if len(t.shape) >= 2}
     touched = compute_buffer_bytes(arch, run, flash_attn=flash_attn)
     work = work_buffer_bytes(arch, run, dtypes, flash_attn=flash_attn)

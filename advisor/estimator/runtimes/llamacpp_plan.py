@@ -21,6 +21,7 @@ from advisor.estimator.mechanisms.kv_cache import layer_kv_bytes, sliding_layers
 from advisor.estimator.runtimes.llamacpp_cpu import REPACKABLE, ComputeShape, compute_buffer_bytes
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
+from advisor.units import round_up
 
 # --------------------------------------------------------------------------- tensor roles
 
@@ -243,9 +244,6 @@ N_CTX_PAD = 256
 _NO_SWA = frozenset({"mistral", "mixtral", "llama", "qwen2", "qwen2_moe"})
 
 
-def _pad(n: int, step: int) -> int:
-    return -(-n // step) * step
-
 
 @dataclass(frozen=True)
 class LlamaCppPlan:
@@ -324,7 +322,7 @@ def plan_llamacpp(
     notes: list[str] = []
     n_seq = max(1, batch)
     # NOTE: llama-context.cpp pads -c to 256, then each of the -np streams to 256 again.
-    n_ctx = _pad(_pad(context * n_seq, N_CTX_PAD) // n_seq, N_CTX_PAD) * n_seq
+    n_ctx = round_up(round_up(context * n_seq, N_CTX_PAD) // n_seq, N_CTX_PAD) * n_seq
     honour_swa = arch.sliding_window is not None and (
         profile.format == "gguf" or bool(arch.layer_types) or arch.model_type not in _NO_SWA
     )
@@ -333,7 +331,7 @@ def plan_llamacpp(
                      f"{arch.sliding_window}-token sliding window: every layer caches all {n_ctx} cells")
     slides = sliding_layers(arch) if honour_swa else (False,) * n_layers
     # NOTE: llama-kv-cache-iswa.cpp: SWA layers get GGML_PAD(min(n_ctx, n_swa·n_seq + n_ubatch), 256).
-    swa_cells = _pad(min(n_ctx, (arch.sliding_window or 0) * n_seq + N_UBATCH), N_CTX_PAD)
+    swa_cells = round_up(min(n_ctx, (arch.sliding_window or 0) * n_seq + N_UBATCH), N_CTX_PAD)
     cells = [swa_cells if s else n_ctx for s in slides]
     kv_layers = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent+v") for c in cells]
     kv_low = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent") for c in cells]

@@ -26,7 +26,7 @@ from advisor.estimator.mechanisms.kv_cache import MlaLayout, kv_values_per_token
 from advisor.estimator.runtimes.llamacpp_plan import is_linear_weight, tensor_role
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
-from advisor.units import format_bytes
+from advisor.units import format_bytes, round_up
 
 # NOTE: torch's default cuBLAS workspace (aten/src/ATen/cuda/CublasHandlePool.cpp,
 # getChosenWorkspaceSize): ":4096:8" = 32 MiB on Hopper (sm90), ":4096:2:16:8" ≈ 8.1 MiB before.
@@ -63,9 +63,6 @@ EMBED_TOUCH_BYTES = 512 * 1024
 
 
 
-def _round_up(n: int, step: int) -> int:
-    return -(-n // step) * step
-
 
 def cuda_reserved_bytes(sizes: Iterable[int]) -> int:
     """Memory the caching allocator reserves (what nvidia-smi shows) for tensors of ``sizes``.
@@ -75,14 +72,14 @@ def cuda_reserved_bytes(sizes: Iterable[int]) -> int:
     """
     small = mid = large = 0
     for n in sizes:
-        block = _round_up(max(n, 1), tca.MIN_BLOCK)
+        block = round_up(max(n, 1), tca.MIN_BLOCK)
         if block <= tca.SMALL_SIZE:
             small += block
         elif block < tca.MIN_LARGE_ALLOC:
             mid += block
         else:
-            large += _round_up(block, tca.ROUND_LARGE)
-    return _round_up(small, tca.SMALL_BUFFER) + _round_up(mid, tca.LARGE_BUFFER) + large
+            large += round_up(block, tca.ROUND_LARGE)
+    return round_up(small, tca.SMALL_BUFFER) + round_up(mid, tca.LARGE_BUFFER) + large
 
 
 def stranded_cache_bytes(n_tensors: int, final_bytes: int) -> int:
