@@ -40,9 +40,8 @@ kernels of onnxruntime/core/providers/cpu/activation/activations.cc, Clip, Softm
 and 8 MiB (a new buffer) for the binary element-wise ops (Add, Sub, Mul, Div, Pow, Sum, Max, Min,
 Mean, Where: onnxruntime/core/providers/cpu/math/element_wise_ops.cc registers them without
 ``MayInplace``) and for the math unaries (Neg, Abs, Exp, Log, Sqrt, Reciprocal, Floor, Ceil, Erf,
-Round, Sign, Sin, Cos) and com.microsoft Gelu. So a SiLU ``Mul(x, Sigmoid(x))`` holds three
-tensors, not two: YOLOv8n at 8×320² is 49 MiB at its peak in ORT, not the 25 MiB an
-"every element-wise op is in place" walk gives.
+Round, Sign, Sin, Cos) and com.microsoft Gelu. So an unfused SiLU ``Mul(x, Sigmoid(x))`` holds
+three tensors, not two, and every residual ``Add`` and bias ``Add`` a new one.
 """
 
 

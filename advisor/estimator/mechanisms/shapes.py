@@ -236,7 +236,7 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
 # NOTE: each round resolves one more level of shapes that depend on folded shapes: torch exports
 # resolve in 1-2 rounds (bench/torch_models.py), but tf2onnx writes every Dense layer as a
 # Tensordot whose Reshape target is computed from the previous layer's shape, so a chain of N
-# Dense layers needs N rounds (magika's model: 4). Rounds stop as soon as nothing new folds.
+# Dense layers needs N rounds. Rounds stop as soon as nothing new folds.
 _FOLD_ROUNDS = 16
 
 
@@ -370,8 +370,8 @@ def settle_loop_states(model: onnx.ModelProto) -> onnx.ModelProto:
 
     onnx's Loop inference clears the loop-carried inputs' shapes before inferring the body ("shape
     may change across iterations", onnx/defs/controlflow/utils.cc ``LoopInferenceFunction``) and
-    gives the Loop's outputs no shape, so a decoder loop (paddle2onnx's SLANet: a GRU cell and
-    two ``[1, 501, C]`` buffers updated by ScatterElements over 501 steps) leaves every tensor in
+    gives the Loop's outputs no shape, so a decoder loop (a recurrent cell and output buffers
+    updated by ScatterElements step by step, as paddle2onnx writes them) leaves every tensor in
     the body and every Loop output unknown. Seed each loop-carried body input with its initial
     value's concrete shape and infer again: where the body then returns that same shape, the shape
     is a fixed point (by induction it holds in every iteration), so the body's tensors are sized

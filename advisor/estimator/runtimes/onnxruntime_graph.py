@@ -277,10 +277,10 @@ class _Walker:
         grows), so their input is no bigger than the output; ScatterElements without a reduction
         reads ``indices`` and ``updates`` no bigger than ``data`` (onnxruntime/core/providers/cpu/
         tensor/scatter.cc ``ScatterElements::Compute``: indices dims ≤ data dims off the axis, and
-        the ONNX spec forbids duplicate indices, so along the axis too). NOTE: bench slanet-en
-        (paddle2onnx decoder Loop): the body's Range/Reshape/Tile/Expand feeding two
-        ScatterElements into ``[1, 501, 30]`` / ``[1, 501, 4]`` buffers were bounded by the largest
-        feature map (10.9 MiB each; the profiler shows 8-240 bytes): Loop scratch 35 MiB → <1 MiB.
+        the ONNX spec forbids duplicate indices, so along the axis too). Without this, the small
+        index tensors a decoder loop builds with Range/Reshape/Tile/Expand to scatter one step's
+        result into its output buffer were each bounded by the largest feature map of the graph
+        (onnxruntime's profiler shows them at 8-240 bytes).
         Returns whether anything new got a size.
         """
         found = False
@@ -362,9 +362,8 @@ class _Walker:
         output. The fused unit is recognised as a MatMul whose inputs and output are all fused away
         (DQ inputs, a Q after it). NOTE: measured, onnxruntime 1.32 CPU (bench/micro/
         qlinear_matmul.py): uint8 [4096, 1024] × int8 [1024, 1024], A a graph input: arena peak
-        21.0 MiB = 4 MiB output + 16 MiB int32; magika-v1-qdq at batch 64 ([98304, 257] × [257, 128]):
-        the arena's in-use peak jumps 123.6 MiB during that node (48 MiB int32 + the rest of the
-        68 MiB arena chunk it lands in, which the BFC simulation accounts for).
+        21.0 MiB = 4 MiB output + 16 MiB int32. The buffer is one arena request, so a big one also
+        lands in its own region (the BFC simulation places it).
         """
         if node.op_type != "MatMul" or not self.fused or not node.output or node.output[0] not in self.fused:
             return 0
