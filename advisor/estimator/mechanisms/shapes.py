@@ -228,6 +228,10 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
             inferred = onnx.shape_inference.infer_shapes(folded, check_type=False, strict_mode=False,
                                                          data_prop=True)
         inferred = settle_loop_states(inferred)
+        # ai.onnx.ml ops onnx has no shape function for (Scaler, tree ensembles...)
+        from advisor.estimator.mechanisms.ort_ml import complete_shapes
+
+        inferred = complete_shapes(inferred)
     except Exception as exc:  # onnx raises InferenceError/ValidationError/RuntimeError variants
         return model, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
     return inferred, None

@@ -55,7 +55,6 @@ def estimate(profile: ModelProfile, workload: Workload, runtime: str,
     skeleton = _skeleton(profile.load_path)
     ins = resolve_inputs(skeleton, workload, profile.load_path)
     inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
-    inferred = ort_ml.complete_shapes(inferred)  # ai.onnx.ml ops onnx has no shape function for
     cuda = runtime == "onnxruntime-cuda"
     gm = graph_memory(inferred, count_inputs=cuda, kernels=None if cuda else cpu_kernel_target(hardware))
     notes = list(ins.notes)
