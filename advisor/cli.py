@@ -53,6 +53,10 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         input_shapes=shapes,
         kv_cache_dtype=args.kv_cache_dtype,
         tensor_parallel=args.tensor_parallel,
+        use_mmap=not args.no_mmap,
+        mlock=args.mlock,
+        repack=not args.no_repack,
+        swa_full=True if args.swa_full else None,
     )
 
 
@@ -76,6 +80,13 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, metavar="N", help="height and width for symbolic image dims")
     p.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, help="KV-cache element type (LLMs)")
     p.add_argument("--tensor-parallel", type=int, default=1, metavar="N", help="GPUs to split the model over")
+    g = p.add_argument_group("llama.cpp loading (as its own flags)")
+    g.add_argument("--no-mmap", action="store_true", help="read the weights into memory instead of mapping the file")
+    g.add_argument("--mlock", action="store_true",
+                   help="pin the mapped weights in RAM (llama-cpp-python use_mlock=True; its server's default)")
+    g.add_argument("--no-repack", action="store_true", help="no interleaved copy of the weights on the CPU")
+    g.add_argument("--swa-full", action="store_true",
+                   help="full-size cache for sliding-window layers (llama-cpp-python's default)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,13 @@ def _width() -> int:
 def verdict_line(analysis: Analysis, *, with_certainty: bool = False) -> str:
     """The one line a person reads first: fits / does not fit, by how much, on what, how sure."""
     f = analysis.fit
-    basis = "available now" if f.basis == "available" else "total, minus margin"
     word, amount = verdict_words(f)
-    return (f"{word.upper()} — {amount}: peak {format_bytes(f.peak_bytes)} vs {format_bytes(f.budget_bytes)} "
-            f"usable ({basis}) — {f.label} on {analysis.hardware.name}"
+    if f.error:
+        return f"{word.upper()} — {f.error}"
+    basis = "available now" if f.basis == "available" else "total, minus margin"
+    shows = f" (shows a {format_bytes(f.peak_bytes)} peak)" if f.peak_bytes != f.required_bytes else ""
+    return (f"{word.upper()} — {amount}: needs {format_bytes(f.required_bytes)}{shows} vs "
+            f"{format_bytes(f.budget_bytes)} usable ({basis}) — {f.label} on {analysis.hardware.name}"
             + (f"; {certainty_text(f)}" if with_certainty else ""))
 
 
@@ -78,10 +81,19 @@ def analysis_text(analysis: Analysis) -> str:
                 ["predicted peak", format_bytes(e.peak_bytes)],
                 ["range", f"{format_bytes(e.low_bytes)} – {format_bytes(e.high_bytes)}"],
             ]
+            + ([["needs to run", format_bytes(e.required_bytes)],
+                ["range", f"{format_bytes(e.required_low_bytes)} – {format_bytes(e.required_high_bytes)}"]]
+               if e.required_bytes != e.peak_bytes else [])
             + ([["host RAM too", format_bytes(e.host_bytes)]] if e.host_bytes else []),
             right=(1,),
         ),
     ]
+    if e.required_note:
+        lines.append(textwrap.fill(f"Peak vs need: {e.required_note}", _width(), subsequent_indent="    "))
+    if e.spread:
+        per = ", ".join(f"GPU {i} {format_bytes(b)}" for i, b in e.spread)
+        lines.append(textwrap.fill(f"Spread over {len(e.spread)} GPUs (device_map='auto'): {per}", _width(),
+                                   subsequent_indent="    "))
     if e.resolved_inputs:
         shapes = ", ".join(f"{k}={list(v)}" for k, v in e.resolved_inputs.items())
         lines.append(f"Shapes used: {shapes}")
@@ -104,6 +116,7 @@ def plan_text(plan: Plan) -> str:
                 "yes" if o.fits else "no",
                 o.kind,
                 o.title,
+                format_bytes(o.required_bytes),
                 format_bytes(o.peak_bytes),
                 format_bytes(o.headroom_bytes) if o.headroom_bytes is not None else "—",
                 o.risk,
@@ -111,7 +124,8 @@ def plan_text(plan: Plan) -> str:
             ]
         )
     head = "Plan: it fits as is." if plan.fits_as_is else "Plan: it does not fit as is; options, best first."
-    out = [head, table(["#", "fits", "kind", "option", "peak", "headroom", "risk", "price"], rows, right=(0, 4, 5))]
+    out = [head, table(["#", "fits", "kind", "option", "needs", "peak", "headroom", "risk", "price"], rows,
+                     right=(0, 4, 5, 6))]
     out.append("")
     out.append("How to:")
     width = _width()

@@ -7,8 +7,16 @@ sure that is.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from advisor.estimator.types import Fit
 from advisor.units import format_bytes
+
+Tone = Literal["good", "warn", "bad", "neutral"]
+
+# How each certainty is coloured: only "sure" is green; "likely" fits but the top of the range
+# would not, so it is amber like "unlikely" (issue 10). Every front uses this one table.
+CERTAINTY_TONE: dict[str, Tone] = {"sure": "good", "likely": "warn", "unlikely": "warn", "no": "bad"}
 
 # What each Fit.certainty means, in the person's words.
 CERTAINTY_TEXT: dict[str, str] = {
@@ -27,6 +35,8 @@ def verdict_words(fit: Fit, *, decimals: int = 2) -> tuple[str, str]:
     """
     if fit.fits:
         return "Fits", f"{format_bytes(fit.headroom_bytes, decimals=decimals)} headroom"
+    if fit.error:
+        return "Cannot run", fit.error
     if fit.capacity_bytes <= 0:
         return "Does not fit", fit.label
     return "Does not fit", f"short by {format_bytes(-fit.headroom_bytes, decimals=decimals)}"
@@ -35,3 +45,13 @@ def verdict_words(fit: Fit, *, decimals: int = 2) -> tuple[str, str]:
 def certainty_text(fit: Fit) -> str:
     """How sure the verdict is, e.g. ``"likely — the predicted peak fits, but …"``."""
     return CERTAINTY_TEXT.get(fit.certainty, fit.certainty)
+
+
+def verdict_tone(fit: Fit) -> Tone:
+    """How the verdict is coloured: good (sure to fit), warn (borderline), bad (does not fit)."""
+    if fit.error:
+        return "bad"
+    tone = CERTAINTY_TONE.get(fit.certainty, "neutral")
+    if fit.fits and fit.host_fits is False:
+        return "warn"
+    return tone

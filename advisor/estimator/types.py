@@ -16,7 +16,9 @@ RUNTIMES: tuple[str, ...] = (
     "pytorch-cuda",
     "llama.cpp",
 )
-ComputeDevice = Literal["cpu", "cuda"]
+# Where the peak lives: system RAM (cpu), an NVIDIA GPU (cuda), or Apple silicon's unified memory
+# under Metal's GPU working-set limit (metal: llama.cpp's runtime there).
+ComputeDevice = Literal["cpu", "cuda", "metal"]
 
 # KV-cache element types the estimator understands (llama.cpp names and vLLM's fp8).
 KV_CACHE_DTYPES: tuple[str, ...] = ("f32", "f16", "bf16", "q8_0", "q4_0", "fp8")
@@ -38,6 +40,12 @@ class Workload:
             (None = all); the rest run from system RAM (llama.cpp ``-ngl``, HF ``device_map``).
         weight_dtype: for LLM safetensors/GGUF profiles, re-price the weights as this dtype
             (used by the plan to re-estimate quantization); None → as stored.
+        use_mmap / mlock / repack: llama.cpp's loading flags: ``--no-mmap`` (False reads the
+            weights into anonymous memory), ``--mlock`` (pins the mapping: the OS cannot drop
+            its pages), ``--no-repack`` (False: ggml-cpu keeps no interleaved copy).
+        swa_full: llama.cpp's full-size cache for sliding-window layers. None = llama-server's
+            and llama-cli's default (off: window-sized); llama-cpp-python's ``Llama()`` keeps the
+            C API default, True (``llama_context_default_params``).
     """
 
     batch: int = 1
@@ -49,6 +57,10 @@ class Workload:
     tensor_parallel: int = 1
     gpu_layers: int | None = None
     weight_dtype: str | None = None
+    use_mmap: bool = True
+    mlock: bool = False
+    repack: bool = True
+    swa_full: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,10 @@ class Workload:
             "tensor_parallel": self.tensor_parallel,
             "gpu_layers": self.gpu_layers,
             "weight_dtype": self.weight_dtype,
+            "use_mmap": self.use_mmap,
+            "mlock": self.mlock,
+            "repack": self.repack,
+            "swa_full": self.swa_full,
         }
 
 
@@ -68,10 +84,19 @@ class Workload:
 class Estimate:
     """Predicted peak memory of running a model, with its parts and an honest range.
 
-    ``peak_bytes`` is the memory the process needs at its peak on the compute device, above a
-    bare runtime that has not loaded the model: the resident set for CPU runtimes; for GPU
-    runtimes the device memory nvidia-smi shows for the process (CUDA context and allocator
-    cache included), per GPU when split over several.
+    Two figures (issue 10):
+
+    * ``peak_bytes`` is what the process shows at its peak on the compute device when memory is
+      plentiful, above a bare runtime that has not loaded the model: the resident set for CPU
+      runtimes (``top``, and the figure the live plot draws); for GPU runtimes the device memory
+      nvidia-smi shows for the process (CUDA context and allocator cache included), per GPU
+      when split over several.
+    * ``required_bytes`` is the least memory the run completes in at full speed. It is the peak
+      less what the OS takes back when memory is short without slowing the run: clean file
+      pages that are never read again (llama.cpp's mmap'd weights once ggml-cpu has repacked
+      them). The verdict (:func:`~advisor.estimator.fit.fit`) and every plan option use it.
+      ``required_note`` says in plain words what lies between the two; when nothing does,
+      the required figures equal the peak ones.
 
     Attributes:
         runtime: the runtime it was computed for.
@@ -85,6 +110,12 @@ class Estimate:
         unknown_dims: symbolic dims the workload did not resolve (reported, not guessed silently).
         resolved_inputs: the concrete input shapes used.
         tensor_parallel: GPUs the model is split over; ``peak_bytes`` is then per GPU.
+        required_bytes / required_low_bytes / required_high_bytes: the memory the run needs
+            (see above) and its range; left unset (-1) they are the peak's figures.
+        required_note: what separates the peak from the need, in plain words ("" when nothing).
+        spread: how the model is spread over several GPUs when the runtime does it itself
+            (HF ``device_map='auto'``): one ``(gpu position, bytes)`` per GPU used, in order;
+            empty when it runs on one device or splits evenly (``tensor_parallel``).
     """
 
     runtime: str
@@ -101,6 +132,18 @@ class Estimate:
     notes: tuple[str, ...] = ()
     unknown_dims: tuple[str, ...] = ()
     resolved_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    required_bytes: int = -1
+    required_low_bytes: int = -1
+    required_high_bytes: int = -1
+    required_note: str = ""
+    spread: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Unset (-1) required figures are the peak's: nothing the OS could take back.
+        for need, peak in (("required_bytes", self.peak_bytes), ("required_low_bytes", self.low_bytes),
+                           ("required_high_bytes", self.high_bytes)):
+            if getattr(self, need) < 0:
+                object.__setattr__(self, need, peak)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +156,11 @@ class Estimate:
             "peak_bytes": self.peak_bytes,
             "low_bytes": self.low_bytes,
             "high_bytes": self.high_bytes,
+            "required_bytes": self.required_bytes,
+            "required_low_bytes": self.required_low_bytes,
+            "required_high_bytes": self.required_high_bytes,
+            "required_note": self.required_note,
+            "spread": [list(s) for s in self.spread],
             "host_bytes": self.host_bytes,
             "tensor_parallel": self.tensor_parallel,
             "notes": list(self.notes),
@@ -129,19 +177,27 @@ FitBasis = Literal["available", "total"]
 class Fit:
     """An estimate held against a target's memory.
 
+    The verdict holds the memory the run *needs* (``required_bytes`` and its range) against the
+    budget; the peak it will show is carried beside it for display.
+
     Attributes:
-        fits: ``peak_bytes <= budget_bytes``.
-        certainty: ``"sure"`` (even ``high_bytes`` fits), ``"likely"`` (peak fits, high does not),
-            ``"unlikely"`` (peak does not, low does), ``"no"`` (even ``low_bytes`` does not).
+        fits: ``required_bytes <= budget_bytes`` (on every GPU it is spread over).
+        certainty: ``"sure"`` (even ``required_high_bytes`` fits), ``"likely"`` (the need fits,
+            the top of its range does not), ``"unlikely"`` (the need does not, the bottom of its
+            range does), ``"no"`` (even ``required_low_bytes`` does not).
         memory: which memory is held against: system RAM, one GPU's VRAM, or unified memory.
         basis: ``available`` (this machine, now) or ``total`` (planning for a device).
         label: a readable name of that memory ("GPU 0 · NVIDIA H100 80GB HBM3", "RAM").
         capacity_bytes: total or available memory of that kind.
         margin_bytes: held back (GPU: max(1 GiB, 10%); RAM planning: OS reserve).
         budget_bytes: ``capacity_bytes - margin_bytes``.
-        peak_bytes / low_bytes / high_bytes: from the estimate.
-        headroom_bytes: ``budget_bytes - peak_bytes`` (negative: short by that much).
+        peak_bytes / low_bytes / high_bytes: the peak the run shows and its range (the estimate's).
+        headroom_bytes: ``budget_bytes - required_bytes`` (negative: short by that much).
         host_fits: for GPU runtimes, whether the host RAM part fits (None when not applicable).
+        required_bytes / required_low_bytes / required_high_bytes: what the run needs, and its range.
+        gpus: GPUs the verdict counts (more than 1 when the model is spread over several).
+        error: set when the target cannot run the runtime at all ("no NVIDIA GPU on …"); the
+            verdict is then "does not fit" for that reason, not for a shortfall.
     """
 
     fits: bool
@@ -157,6 +213,17 @@ class Fit:
     high_bytes: int
     headroom_bytes: int
     host_fits: bool | None = None
+    required_bytes: int = -1
+    required_low_bytes: int = -1
+    required_high_bytes: int = -1
+    gpus: int = 1
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        for need, peak in (("required_bytes", self.peak_bytes), ("required_low_bytes", self.low_bytes),
+                           ("required_high_bytes", self.high_bytes)):
+            if getattr(self, need) < 0:
+                object.__setattr__(self, need, peak)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +238,11 @@ class Fit:
             "peak_bytes": self.peak_bytes,
             "low_bytes": self.low_bytes,
             "high_bytes": self.high_bytes,
+            "required_bytes": self.required_bytes,
+            "required_low_bytes": self.required_low_bytes,
+            "required_high_bytes": self.required_high_bytes,
             "headroom_bytes": self.headroom_bytes,
             "host_fits": self.host_fits,
+            "gpus": self.gpus,
+            "error": self.error,
         }

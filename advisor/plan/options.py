@@ -239,8 +239,8 @@ def _transformed(ctx: PlanContext, t: Transformed, title: str, risk: Risk, rank:
     if trial is None:
         return []
     detail = t.describe(title)
-    if trial.estimate.peak_bytes >= a.estimate.peak_bytes:
-        detail += f"; no lower peak on {a.runtime} (the runtime's buffers, not the weights, set it)"
+    if trial.estimate.required_bytes >= a.estimate.required_bytes:
+        detail += f"; needs no less memory on {a.runtime} (the runtime's buffers, not the weights, set it)"
     return [option(trial, kind="quantize", title=title, risk=risk, risk_reason=reason,
                    quality_rank=rank, how_to=how, detail=detail, apply_action=action,
                    weight_bytes_after=t.weight_bytes_after, touched=list(t.touched))]
@@ -326,7 +326,7 @@ def distill(ctx: PlanContext) -> PlanOption:
 
 def _fraction_that_fits(ctx: PlanContext) -> float:
     a = ctx.analysis
-    if a.estimate.peak_bytes <= 0:
+    if a.estimate.required_bytes <= 0:
         return 1.0
-    return max(0.01, min(1.0, a.fit.budget_bytes / a.estimate.peak_bytes))
+    return max(0.01, min(1.0, a.fit.budget_bytes / a.estimate.required_bytes))
 

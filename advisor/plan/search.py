@@ -143,6 +143,7 @@ def option(
         kind=kind,
         title=title,
         peak_bytes=trial.estimate.peak_bytes,
+        required_bytes=trial.estimate.required_bytes,
         fits=trial.fits,
         headroom_bytes=headroom,
         risk=risk,

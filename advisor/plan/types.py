@@ -24,8 +24,9 @@ class PlanOption:
         kind: what kind of change (see :data:`OPTION_KINDS`).
         title: one line a person reads ("int8 dynamic quantization (MatMul/Gemm weights)").
         peak_bytes: predicted peak after the change (None for advice-only options).
-        fits: whether that peak fits the target (for cloud: the instance it names).
-        headroom_bytes: budget minus peak (negative when short); None for advice-only options.
+        fits: whether the memory the change needs (``required_bytes``) fits the target (for
+            cloud: the instance it names).
+        headroom_bytes: budget minus that need (negative when short); None for advice-only options.
         risk / risk_reason: expected cost in accuracy, speed or money, and why.
         how_to: the command or code snippet that does it.
         detail: what it changes, e.g. which tensors and the resulting weight bytes.
@@ -38,6 +39,8 @@ class PlanOption:
         quality_rank: ordinal expected quality loss (0 = none) used for ranking.
         profile / hardware: the (transformed) model and the target that were re-estimated, so
             anyone can re-run ``estimate`` + ``fit`` on exactly what the option claims.
+        required_bytes: the memory the run needs after the change (``Estimate.required_bytes``:
+            the peak less pages the OS can drop); None = the peak, or advice only.
     """
 
     kind: OptionKind
@@ -60,12 +63,18 @@ class PlanOption:
     extra: dict[str, Any] = field(default_factory=dict)
     profile: ModelProfile | None = field(default=None, repr=False, compare=False)
     hardware: HardwareProfile | None = field(default=None, repr=False, compare=False)
+    required_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.required_bytes is None and self.peak_bytes is not None:
+            object.__setattr__(self, "required_bytes", self.peak_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "title": self.title,
             "peak_bytes": self.peak_bytes,
+            "required_bytes": self.required_bytes,
             "fits": self.fits,
             "headroom_bytes": self.headroom_bytes,
             "risk": self.risk,

@@ -22,7 +22,7 @@ from advisor.plan.types import Plan, PlanOption
 from advisor.readers.profile import ModelProfile, TensorSpec
 from advisor.textout import verdict_line
 from advisor.units import format_bytes, format_count, format_price
-from advisor.verdict import certainty_text, verdict_words
+from advisor.verdict import certainty_text, verdict_tone, verdict_words
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Which images the report shows, in order, with their captions (keys the fronts pass).
@@ -104,11 +104,17 @@ def _verdict(analysis: Analysis) -> dict[str, Any]:
     per_gpu = f" per GPU (split over {e.tensor_parallel})" if e.tensor_parallel > 1 else ""
     return {
         "fits": f.fits,
+        "tone": verdict_tone(f),
         "headline": headline,
         "amount": amount,
         "line": verdict_line(analysis),  # the certainty has its own row
         "peak": format_bytes(f.peak_bytes) + per_gpu,
         "range": f"{format_bytes(f.low_bytes)} – {format_bytes(f.high_bytes)}",
+        "required": format_bytes(f.required_bytes) + per_gpu,
+        "required_range": f"{format_bytes(f.required_low_bytes)} – {format_bytes(f.required_high_bytes)}",
+        "required_note": e.required_note,
+        "spread": ", ".join(f"GPU {i} {format_bytes(b)}" for i, b in e.spread),
+        "error": f.error,
         "budget": format_bytes(f.budget_bytes),
         "memory": f.label,
         "certainty": f.certainty,
@@ -248,6 +254,9 @@ def _breakdown_rows(e: Estimate) -> Rows:
         ("Predicted peak", format_bytes(e.peak_bytes)),
         ("Range", f"{format_bytes(e.low_bytes)} – {format_bytes(e.high_bytes)}"),
     ]
+    if e.required_bytes != e.peak_bytes:
+        rows += [("Needs to run", format_bytes(e.required_bytes)),
+                 ("Range of the need", f"{format_bytes(e.required_low_bytes)} – {format_bytes(e.required_high_bytes)}")]
     if e.host_bytes:
         rows.append(("System RAM too", format_bytes(e.host_bytes)))
     return rows
@@ -281,6 +290,7 @@ def _option(i: int, o: PlanOption) -> dict[str, Any]:
         "fits": o.fits,
         "fits_text": "yes" if o.fits else "no",
         "peak": format_bytes(o.peak_bytes),
+        "required": format_bytes(o.required_bytes),
         "headroom": format_bytes(o.headroom_bytes),
         "risk": o.risk,
         "risk_reason": o.risk_reason,

@@ -58,10 +58,15 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         "",
         f"**{md_text(v['line'])}**",
         "",
+        f"- Needs to run: {md_text(v['required'])} (range {md_text(v['required_range'])})",
         f"- Predicted peak: {md_text(v['peak'])} (range {md_text(v['range'])})",
         f"- Usable memory: {md_text(v['budget'])} of {md_text(v['memory'])}",
         f"- Certainty: {md_text(v['certainty_text'])}",
     ]
+    if v["required_note"]:
+        out.append(f"- Peak vs need: {md_text(v['required_note'])}")
+    if v["spread"]:
+        out.append(f"- Spread by device_map='auto': {md_text(v['spread'])}")
     if v["host_note"]:
         out.append(f"- {md_text(v['host_note'])}")
     out += ["", "## Memory breakdown", "", md_table(["Part", "Bytes"], ctx["breakdown_rows"], right=(1,)),
@@ -88,10 +93,10 @@ def _plan_md(plan: dict[str, Any]) -> list[str]:
     options = plan["options"]
     if not options:
         return [*out, "", "No options."]
-    rows = [(o["index"], o["kind"], o["title"], o["fits_text"], o["peak"], o["headroom"],
+    rows = [(o["index"], o["kind"], o["title"], o["fits_text"], o["required"], o["peak"], o["headroom"],
              f"{o['risk']}: {o['risk_reason']}", o["price"]) for o in options]
-    out += ["", md_table(["#", "Kind", "Option", "Fits", "Peak", "Headroom", "Risk", "Price"], rows,
-                         right=(0, 4, 5))]
+    out += ["", md_table(["#", "Kind", "Option", "Fits", "Needs", "Peak", "Headroom", "Risk", "Price"], rows,
+                         right=(0, 4, 5, 6))]
     out += ["", "### How to"]
     for o in options:
         out += ["", f"#### {o['index']}. {md_text(o['title'])}", "",

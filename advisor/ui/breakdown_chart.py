@@ -112,9 +112,12 @@ def verdict_text(analysis: Analysis) -> str:
     """One line: 'Fits — 58 GiB headroom: peak 13.4 GiB (range …) of a 71.0 GiB budget on GPU 0 · …'."""
     fit = analysis.fit
     word, amount = verdict_words(fit)
+    if fit.error:
+        return f"{word} — {amount}"
+    shows = f", peak shown {format_bytes(fit.peak_bytes)}" if fit.peak_bytes != fit.required_bytes else ""
     text = (
-        f"{word} — {amount}: peak {format_bytes(fit.peak_bytes)} "
-        f"(range {format_bytes(fit.low_bytes)}–{format_bytes(fit.high_bytes)}) "
+        f"{word} — {amount}: needs {format_bytes(fit.required_bytes)} "
+        f"(range {format_bytes(fit.required_low_bytes)}–{format_bytes(fit.required_high_bytes)}{shows}) "
         f"of a {format_bytes(fit.budget_bytes)} budget on {fit.label}"
     )
     if fit.host_fits is False:

@@ -8,14 +8,12 @@ Everything here only rephrases what the core computed (:class:`~advisor.estimato
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from advisor.units import format_bytes, format_bytes_range
-from advisor.verdict import certainty_text, verdict_words
+from advisor.verdict import Tone, certainty_text, verdict_tone, verdict_words
 
-Tone = Literal["good", "warn", "bad", "neutral"]
-
-_TONES: dict[str, Tone] = {"sure": "good", "likely": "good", "unlikely": "warn", "no": "bad"}
+__all__ = ["Tone", "verdict_tone"]
 
 
 def verdict_headline(fit: Any) -> str:
@@ -27,16 +25,23 @@ def verdict_headline(fit: Any) -> str:
 def verdict_detail(analysis: Any) -> str:
     """The estimate's range and where it is held: ``"peak 9.3 GiB, range 8.7–10.4 GiB, on GPU 0 · …"``."""
     fit, est = analysis.fit, analysis.estimate
+    if fit.error:
+        return f"{analysis.hardware.name} · {est.runtime}"
     basis = "available now" if fit.basis == "available" else "total"
+    need = (f"needs {format_bytes(fit.required_bytes, decimals=1)}, range "
+            f"{format_bytes_range(fit.required_low_bytes, fit.required_high_bytes)}")
     parts = [
-        f"peak {format_bytes(fit.peak_bytes, decimals=1)}, range "
-        f"{format_bytes_range(fit.low_bytes, fit.high_bytes)}, on {fit.label}",
+        (f"{need} (peak shown {format_bytes(fit.peak_bytes, decimals=1)})" if fit.required_bytes != fit.peak_bytes
+         else f"{need}") + f", on {fit.label}",
         f"budget {format_bytes(fit.budget_bytes, decimals=1)} of {format_bytes(fit.capacity_bytes, decimals=1)} "
         f"{basis}",
         f"{analysis.hardware.name} · {est.runtime}",
     ]
     if est.tensor_parallel > 1:
         parts.append(f"per GPU over {est.tensor_parallel}")
+    if est.spread:
+        parts.append("spread by device_map='auto': " + ", ".join(f"GPU {i} {format_bytes(b, decimals=1)}"
+                                                                  for i, b in est.spread))
     if fit.host_fits is False:
         parts.append(f"host RAM short for {format_bytes(est.host_bytes, decimals=1)}")
     return " · ".join(parts)
@@ -45,14 +50,6 @@ def verdict_detail(analysis: Any) -> str:
 def certainty_line(fit: Any) -> str:
     """``"Certainty: likely — …"``."""
     return "Certainty: " + certainty_text(fit)
-
-
-def verdict_tone(fit: Any) -> Tone:
-    """How the verdict is colored: good (fits), warn (borderline), bad (does not fit)."""
-    tone = _TONES.get(fit.certainty, "neutral")
-    if fit.fits and fit.host_fits is False:
-        return "warn"
-    return tone
 
 
 def shape_text(shape: Sequence[Any] | None) -> str:

@@ -138,6 +138,31 @@ def _mapped_span(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str
     return sum(hi - lo for lo, hi in spans.values()) if files else 0
 
 
+def tied_output_copy_bytes(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str]) -> int:
+    """A tied model's output matmul weight, repacked: a second copy of token_embd.
+
+    NOTE: llama-model.cpp loads a tied output as ``TENSOR_DUPLICATED`` with the OUTPUT tensor's
+    op (MUL_MAT, llama-arch.cpp), which CPU_REPACK accepts while token_embd's GET_ROWS does not;
+    the two land in different buffer types, so the output becomes its own repacked tensor.
+    """
+    if any(t.name.startswith("output.weight") for t, _, _ in priced):
+        return 0
+    for t, dt, b in priced:
+        if t.name.startswith("token_embd") and dt in types and len(t.shape) >= 2 and t.shape[-2] % 8 == 0:
+            return b
+    return 0
+
+
+def _read_every_token(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str]) -> int:
+    """Mapped bytes each token reads: all but repacked tensors and the embedding table (GET_ROWS
+    reads a row per token) — unless the output is tied to it and not repacked (no
+    ``output.weight``: llama.cpp then multiplies by the mapped token_embd every token)."""
+    tied = (not any(t.name.startswith("output.weight") for t, _, _ in priced)
+            and not tied_output_copy_bytes(priced, types))
+    return sum(b for t, dt, b in priced
+               if not is_repacked(t, dt, types) and (tied or "token_embd" not in t.name))
+
+
 @dataclass(frozen=True)
 class CpuPeak:
     """llama.cpp's resident set at its peak on a CPU, in parts (bytes above a bare process)."""
@@ -151,12 +176,37 @@ class CpuPeak:
     output_bytes: int
     runtime_bytes: int
     staging_bytes: int  # --no-mmap: one tensor read through a temporary buffer while loading
+    # Mapped file pages every generated token reads again (0 with --no-mmap); the rest of the
+    # mapping is clean file pages the kernel can drop at no cost when memory is short.
+    read_mapped_bytes: int = 0
+    droppable: bool = False  # the mapping may be dropped (mmap on, no --mlock)
 
     @property
     def peak_bytes(self) -> int:
         load = self.weights_bytes + self.repacked_bytes + self.staging_bytes
         run = self.mapped_run_bytes + self.repacked_bytes + self.kv_bytes + self.compute_bytes + self.output_bytes
         return max(load, run) + self.runtime_bytes
+
+    @property
+    def required_bytes(self) -> int:
+        """The least memory the run keeps its speed in (see :attr:`droppable_bytes`)."""
+        return self.peak_bytes - self.droppable_bytes
+
+    @property
+    def droppable_bytes(self) -> int:
+        """Resident at the peak, but clean file pages the run never reads again.
+
+        NOTE: with mmap the kernel counts every mapped page in RSS (MAP_POPULATE makes them all
+        resident), but a page that is clean and file-backed is reclaimed under pressure, and
+        re-read only if touched again (mm/vmscan.c shrink_page_list). ggml-cpu reads a repacked
+        tensor's file pages once, to copy them into CPU_REPACK; token_embd is read by GET_ROWS a
+        row per token. So the need is the rest of the mapping (read every token) plus anonymous
+        memory. With --mlock the mapping is pinned (mlock(2)): nothing can be dropped.
+        """
+        if not self.droppable:
+            return 0
+        run = self.read_mapped_bytes + self.repacked_bytes + self.kv_bytes + self.compute_bytes + self.output_bytes
+        return max(0, self.peak_bytes - (run + self.runtime_bytes))
 
 
 def cpu_peak_parts(
@@ -171,6 +221,8 @@ def cpu_peak_parts(
     cpu: CpuInfo | None,
     flash_attn: bool = True,
     use_mmap: bool = True,
+    mlock: bool = False,
+    repack: bool = True,
     n_ubatch: int = 512,
 ) -> CpuPeak:
     """The parts of :class:`CpuPeak` for one setting (see the module doc for each mechanism).
@@ -183,11 +235,12 @@ def cpu_peak_parts(
         kv_bytes: the KV cache.
         prompt: tokens evaluated per sequence (the pages the compute buffer touches follow it).
         cpu: the target CPU (decides what is repacked); None = unknown (nothing counted).
-        flash_attn / use_mmap / n_ubatch: llama.cpp's settings.
+        flash_attn / use_mmap / mlock / n_ubatch: llama.cpp's settings (``--mlock`` pins the mapping).
+        repack: False = ``--no-repack`` (``llama_model_params.use_extra_bufts = false``).
     """
-    types = repacked_types(cpu) or frozenset()
+    types = (repacked_types(cpu) or frozenset()) if repack else frozenset()
     weights = sum(b for _, _, b in priced)
-    repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, types))
+    repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, types)) + tied_output_copy_bytes(priced, types)
     as_stored = profile.format == "gguf" and all(dt == t.dtype for t, dt, _ in priced)
     if use_mmap:
         # NOTE: llama-mmap.cpp maps the whole file with MAP_POPULATE: header and metadata count too.
@@ -214,4 +267,6 @@ def cpu_peak_parts(
         output_bytes=n_seq * arch.vocab_size * 4,
         runtime_bytes=RUNTIME_BYTES + RUNTIME_PER_TOKEN_BYTES * arch.vocab_size,
         staging_bytes=staging,
+        read_mapped_bytes=_read_every_token(priced, types) if use_mmap else 0,
+        droppable=use_mmap and not mlock,
     )

@@ -295,6 +295,7 @@ def plan_llamacpp(
     weight_dtype: str | None,
     gpu_layers: int | None,
     cuda: bool,
+    swa_full: bool = False,
 ) -> LlamaCppPlan:
     """Lay out llama.cpp's memory for ``profile`` (see :class:`LlamaCppPlan`)."""
     priced, weights_note = gguf_tensor_bytes(profile, weight_dtype)
@@ -330,8 +331,10 @@ def plan_llamacpp(
         notes.append(f"llama.cpp converts {arch.model_type} as a plain model and ignores its "
                      f"{arch.sliding_window}-token sliding window: every layer caches all {n_ctx} cells")
     slides = sliding_layers(arch) if honour_swa else (False,) * n_layers
-    # NOTE: llama-kv-cache-iswa.cpp: SWA layers get GGML_PAD(min(n_ctx, n_swa·n_seq + n_ubatch), 256).
-    swa_cells = round_up(min(n_ctx, (arch.sliding_window or 0) * n_seq + N_UBATCH), N_CTX_PAD)
+    # NOTE: llama-kv-cache-iswa.cpp: SWA layers get GGML_PAD(min(n_ctx, n_swa·n_seq + n_ubatch), 256),
+    # or the full n_ctx with swa_full (the C API's default, true; common's, false).
+    swa_cells = n_ctx if swa_full else round_up(min(n_ctx, (arch.sliding_window or 0) * n_seq + N_UBATCH),
+                                                N_CTX_PAD)
     cells = [swa_cells if s else n_ctx for s in slides]
     kv_layers = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent+v") for c in cells]
     kv_low = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent") for c in cells]
