@@ -86,13 +86,13 @@ def _fit_cuda(estimate: Estimate, hardware: HardwareProfile) -> Fit:
                           "pick a CPU runtime (onnxruntime-cpu, pytorch-cpu, llama.cpp)")
     tp = max(1, estimate.tensor_parallel)
     n_used = max(tp, len(estimate.spread))
-    if len(nvidia) < n_used:
+    if len(nvidia) < max(n_used, max((i + 1 for i, _ in estimate.spread), default=0)):
         have = f"{len(nvidia)} NVIDIA GPU" + ("s" if len(nvidia) != 1 else "")
         return _fit(estimate, "gpu", "total", f"needs {n_used} GPUs, has {have}", 0, 0)
     # Each GPU used holds its own share (all equal under tensor parallelism; device_map='auto'
     # gives each its own layers): the verdict is the tightest GPU's.
     shares = [b for _, b in estimate.spread] if estimate.spread else [estimate.required_bytes] * tp
-    gpus = nvidia[:n_used]
+    gpus = [nvidia[i] for i, _ in estimate.spread] if estimate.spread else nvidia[:n_used]
     budgets = [_gpu_capacity(g, hardware) for g in gpus]
     tight = min(range(n_used), key=lambda i: budgets[i][0] - gpu_margin(budgets[i][0]) - shares[i])
     gpu, (capacity, basis) = gpus[tight], budgets[tight]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -69,13 +70,20 @@ def ort_session(path: str, runtime: str) -> str:
     return f"import onnxruntime as ort\nsess = ort.InferenceSession({path!r}, providers=[{provider!r}])"
 
 
-def run_command(profile: ModelProfile, runtime: str, workload: Workload, *, gpu: bool = False) -> str:
-    """How to run the model as analysed, on ``runtime`` (``gpu``: the target has an NVIDIA GPU)."""
+def run_command(profile: ModelProfile, runtime: str, workload: Workload, *, gpu: bool = False,
+                spread_gpus: int = 1) -> str:
+    """How to run the model as analysed, on ``runtime`` (``gpu``: the target has an NVIDIA GPU;
+    ``spread_gpus``: the estimate spreads it over that many GPUs, as ``device_map='auto'`` does)."""
     if profile.format == "onnx":
         return ort_session(profile.load_path, runtime)
     if runtime == "llama.cpp":
         ngl = "" if not gpu else "-ngl 999" if workload.gpu_layers is None else f"-ngl {workload.gpu_layers}"
         return llama_server(profile, ngl, workload=workload)
+    if runtime == "pytorch-cuda" and profile.is_llm and spread_gpus > 1:
+        tp = dataclasses.replace(workload, tensor_parallel=spread_gpus)
+        return (f"# device_map='auto' spreads the layers over all {spread_gpus} GPUs (as estimated):\n"
+                + hf_load(profile, runtime)
+                + f"\n# or serve it with vLLM, split over the {spread_gpus} GPUs:\n" + vllm_serve(profile, workload=tp))
     if runtime == "pytorch-cuda" and profile.is_llm:
         return vllm_serve(profile, workload=workload) + "\n# or, in Python:\n" + hf_load(profile, runtime)
     return hf_load(profile, runtime)

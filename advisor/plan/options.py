@@ -73,7 +73,8 @@ def as_is(ctx: PlanContext) -> PlanOption:
     return option(
         ctx.base, kind="as-is", title="Run as is", risk="low", quality_rank=0,
         risk_reason="nothing changes", detail=detail,
-        how_to=commands.run_command(a.model, a.runtime, a.workload, gpu=ctx.gpu),
+        how_to=commands.run_command(a.model, a.runtime, a.workload, gpu=ctx.gpu,
+                                    spread_gpus=max(1, len(a.estimate.spread))),
     )
 
 

@@ -28,7 +28,13 @@ def estimate_with(runtime: str, profile: ModelProfile, workload: Workload, hardw
     if runtime.startswith("onnxruntime"):
         from advisor.estimator.runtimes import onnxruntime
 
-        return onnxruntime.estimate(profile, workload, runtime, hardware)
+        est = onnxruntime.estimate(profile, workload, runtime, hardware)
+        n_gpus = sum(1 for g in hardware.gpus if g.vendor == "nvidia")
+        if runtime == "onnxruntime-cuda" and n_gpus > 1:
+            one = (f"onnxruntime's CUDA provider runs a session on one GPU (device_id 0 unless its provider options "
+                   f"say otherwise): the other {n_gpus - 1} are not used")
+            est = dataclasses.replace(est, notes=(*est.notes, one))
+        return est
     if runtime == "llama.cpp":
         from advisor.estimator.runtimes import llamacpp
 
@@ -36,13 +42,38 @@ def estimate_with(runtime: str, profile: ModelProfile, workload: Workload, hardw
     else:
         from advisor.estimator.runtimes import pytorch
 
-        est = pytorch.estimate(profile, workload, runtime)
+        free = _auto_map_gpus(profile, workload, runtime, hardware)
+        if free:
+            from advisor.estimator.runtimes.pytorch_spread import spread_estimate
+
+            est = spread_estimate(profile, workload, runtime, free, pytorch.estimate)
+        else:
+            est = pytorch.estimate(profile, workload, runtime)
     arch = profile.arch
     if arch is not None and arch.is_moe:
         moe = (f"mixture of experts: all {arch.n_experts} experts are resident in memory although only "
                f"{arch.n_experts_per_token or '?'} run per token; the KV cache does not depend on them")
         est = dataclasses.replace(est, notes=(*est.notes, moe))
     return est
+
+
+def _auto_map_gpus(profile: ModelProfile, workload: Workload, runtime: str, hardware: HardwareProfile) -> list[int]:
+    """Memory each GPU offers when HF's ``device_map='auto'`` spreads ``profile`` over several, else [].
+
+    The as-is command for pytorch-cuda loads with ``device_map='auto'``, which uses every visible
+    GPU (:mod:`advisor.estimator.runtimes.pytorch_spread`); tensor parallelism (a vLLM-style
+    engine), a GPU/CPU layer split, or one GPU keep the one-device estimate.
+    """
+    if runtime != "pytorch-cuda" or workload.tensor_parallel > 1 or workload.gpu_layers is not None:
+        return []
+    if profile.arch is None or not profile.tensors:
+        return []
+    gpus = [g for g in hardware.gpus if g.vendor == "nvidia" and not g.unified_memory and g.memory_total_bytes]
+    if len(gpus) < 2:
+        return []
+    live = hardware.is_live
+    return [g.memory_free_bytes if live and g.memory_free_bytes is not None else int(g.memory_total_bytes or 0)
+            for g in gpus]
 
 
 def reprice_weights(profile: ModelProfile, weight_dtype: str | None, runtime: str) -> tuple[int, str]:

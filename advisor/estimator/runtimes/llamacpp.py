@@ -165,6 +165,13 @@ def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfi
     cuda = hardware.has_cuda_gpu and workload.gpu_layers != 0
     metal = not cuda and workload.gpu_layers != 0 and any(g.vendor == "apple" for g in hardware.gpus)
     tp = max(1, workload.tensor_parallel) if cuda else 1
+    discrete = [g for g in hardware.gpus if g.vendor == "nvidia" and not g.unified_memory]
+    if cuda and workload.tensor_parallel == 1 and len(discrete) > 1 and workload.gpu_layers is None:
+        # NOTE: llama.cpp's default --split-mode layer uses every visible GPU (tensor_split follows
+        # each device's free memory: even on equal GPUs), so the as-is run is spread over all of them.
+        tp = len(discrete)
+        notes.append(f"llama.cpp splits the layers over all {tp} visible GPUs by default (--split-mode layer); "
+                     "CUDA_VISIBLE_DEVICES=0 keeps it on one")
     if workload.gpu_layers and not hardware.has_cuda_gpu:
         notes.append("no NVIDIA GPU on the target: GPU layers ignored, everything runs from RAM")
     if workload.tensor_parallel > 1 and not cuda:
