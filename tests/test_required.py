@@ -209,3 +209,32 @@ def test_llama_cpp_on_apple_silicon_runs_on_metal_under_its_limit(tmp_path: Path
     f = fit(e, mac)
     assert f.memory == "unified" and f.budget_bytes == metal_working_set(mac) and "Metal" in f.label
     assert "iogpu.wired_limit_mb" in f.label
+
+
+# --------------------------------------------------------------------------- what the window draws
+
+def test_the_chart_shows_droppable_pages_and_marks_the_need(tmp_path: Path) -> None:
+    from advisor.ui.breakdown_chart import DROPPABLE, breakdown_rows, verdict_text
+
+    prof = _gguf(tmp_path, "Q4_0")
+    analysis = analyze(prof, _on(AVX2), Workload(context=1024), runtime="llama.cpp")
+    (row,) = breakdown_rows(analysis)
+    parts = dict(row.parts)
+    e = analysis.estimate
+    assert parts[DROPPABLE] == e.peak_bytes - e.required_bytes > 0
+    assert parts["weights"] + parts[DROPPABLE] == e.weights_bytes
+    assert row.required_bytes == e.required_bytes < row.peak_bytes == e.peak_bytes
+    assert "needs" in verdict_text(analysis) and "peak shown" in verdict_text(analysis)
+
+
+def test_jetson_is_one_pool_drawn_as_one_bar(tmp_path: Path) -> None:
+    from advisor.ui.breakdown_chart import breakdown_rows
+
+    folder = safetensors_models.tiny_llama_folder(tmp_path / "tiny")
+    jetson = get_device("jetson-orin-nano-8gb")
+    analysis = analyze(read_model(folder), jetson, Workload(context=512), runtime="pytorch-cuda")
+    assert analysis.fit.memory == "unified" and analysis.estimate.host_bytes
+    (row,) = breakdown_rows(analysis)  # one bar, not GPU + host RAM
+    assert dict(row.parts)["CPU side (same RAM)"] == analysis.estimate.host_bytes
+    assert row.capacity_bytes == jetson.memory_total_bytes
+    assert row.required_bytes == analysis.estimate.required_bytes + analysis.estimate.host_bytes

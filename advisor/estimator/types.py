@@ -110,8 +110,9 @@ class Estimate:
         unknown_dims: symbolic dims the workload did not resolve (reported, not guessed silently).
         resolved_inputs: the concrete input shapes used.
         tensor_parallel: GPUs the model is split over; ``peak_bytes`` is then per GPU.
-        required_bytes / required_low_bytes / required_high_bytes: the memory the run needs
-            (see above) and its range; left unset (-1) they are the peak's figures.
+        reclaimable_bytes: the part of the peak the OS takes back when memory is short without
+            slowing the run (clean file pages never read again); ``required_bytes`` and its range
+            are the peak's figures less it.
         required_note: what separates the peak from the need, in plain words ("" when nothing).
         spread: how the model is spread over several GPUs when the runtime does it itself
             (HF ``device_map='auto'``): one ``(gpu position, bytes)`` per GPU used, in order;
@@ -132,18 +133,22 @@ class Estimate:
     notes: tuple[str, ...] = ()
     unknown_dims: tuple[str, ...] = ()
     resolved_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    required_bytes: int = -1
-    required_low_bytes: int = -1
-    required_high_bytes: int = -1
+    reclaimable_bytes: int = 0
     required_note: str = ""
     spread: tuple[tuple[int, int], ...] = ()
 
-    def __post_init__(self) -> None:
-        # Unset (-1) required figures are the peak's: nothing the OS could take back.
-        for need, peak in (("required_bytes", self.peak_bytes), ("required_low_bytes", self.low_bytes),
-                           ("required_high_bytes", self.high_bytes)):
-            if getattr(self, need) < 0:
-                object.__setattr__(self, need, peak)
+    @property
+    def required_bytes(self) -> int:
+        """The least memory the run completes in at full speed (the verdict's figure)."""
+        return max(0, self.peak_bytes - self.reclaimable_bytes)
+
+    @property
+    def required_low_bytes(self) -> int:
+        return max(0, min(self.low_bytes - self.reclaimable_bytes, self.required_bytes))
+
+    @property
+    def required_high_bytes(self) -> int:
+        return max(self.high_bytes - self.reclaimable_bytes, self.required_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -159,6 +164,7 @@ class Estimate:
             "required_bytes": self.required_bytes,
             "required_low_bytes": self.required_low_bytes,
             "required_high_bytes": self.required_high_bytes,
+            "reclaimable_bytes": self.reclaimable_bytes,
             "required_note": self.required_note,
             "spread": [list(s) for s in self.spread],
             "host_bytes": self.host_bytes,

@@ -32,7 +32,10 @@ PART_COLORS: dict[str, str] = {
     "runtime overhead": "reddish_purple",
     "model on GPU (shared RAM)": "blue",
     "host RAM (offload, staging)": "sky_blue",
+    "CPU side (same RAM)": "sky_blue",
+    "file pages the OS can drop": "yellow",
 }
+DROPPABLE = "file pages the OS can drop"
 MARGIN_COLOR = "vermillion"
 BAR_HEIGHT = 0.42
 
@@ -46,6 +49,8 @@ class BarRow:
         parts: (part name, bytes) in stacking order.
         capacity_bytes / budget_bytes: the memory, and what is left of it after the margin.
         peak_bytes / low_bytes / high_bytes: the prediction on this memory and its range.
+        required_bytes / required_low_bytes / required_high_bytes: what the run needs there (the
+            verdict's figure: the peak less pages the OS can drop); -1 = the peak's.
     """
 
     label: str
@@ -55,6 +60,15 @@ class BarRow:
     peak_bytes: int
     low_bytes: int
     high_bytes: int
+    required_bytes: int = -1
+    required_low_bytes: int = -1
+    required_high_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        for need, peak in (("required_bytes", self.peak_bytes), ("required_low_bytes", self.low_bytes),
+                           ("required_high_bytes", self.high_bytes)):
+            if getattr(self, need) < 0:
+                object.__setattr__(self, need, peak)
 
     @property
     def margin_bytes(self) -> int:
@@ -66,43 +80,57 @@ class BarRow:
 
 
 def breakdown_rows(analysis: Analysis) -> tuple[BarRow, ...]:
-    """The bars the chart draws for ``analysis`` (the fit's memory first, then host RAM if used)."""
+    """The bars the chart draws for ``analysis``: the fit's memory first, then host RAM if used.
+
+    Where GPU and CPU share one memory (Jetson), both sides are one bar on that memory. Pages the
+    OS can drop (llama.cpp's repacked file pages) are a part of their own, after the weights.
+    """
     est, fit = analysis.estimate, analysis.fit
-    parts = (
-        ("weights", est.weights_bytes),
+    drop = max(0, est.peak_bytes - est.required_bytes)
+    parts: tuple[tuple[str, int], ...] = (
+        ("weights", max(0, est.weights_bytes - drop)),
+        *((("file pages the OS can drop", drop),) if drop else ()),
         ("activations", est.activation_bytes),
         ("KV cache", est.kv_cache_bytes),
         ("runtime overhead", est.overhead_bytes),
     )
     basis = "available now" if fit.basis == "available" else "total"
+    host = est.host_bytes if est.device == "cuda" and est.host_bytes else 0
+    if host and fit.memory == "unified":
+        # One pool: the GPU's share and the CPU side live in the same RAM (fit.host_fits counts both).
+        capacity, margin, _ = ram_budget(analysis.hardware)
+        return (
+            BarRow(f"{fit.label} — {format_bytes(capacity)} {basis}", (*parts, ("CPU side (same RAM)", host)),
+                   capacity, min(fit.budget_bytes, capacity - margin), est.peak_bytes + host, est.low_bytes + host,
+                   est.high_bytes + host, est.required_bytes + host, est.required_low_bytes + host,
+                   est.required_high_bytes + host),
+        )
     rows = [
         BarRow(
             f"{fit.label} — {format_bytes(fit.capacity_bytes)} {basis}",
             parts,
             fit.capacity_bytes,
             fit.budget_bytes,
-            est.peak_bytes,
-            est.low_bytes,
-            est.high_bytes,
+            fit.peak_bytes,
+            fit.low_bytes,
+            fit.high_bytes,
+            fit.required_bytes,
+            fit.required_low_bytes,
+            fit.required_high_bytes,
         )
     ]
-    if est.device == "cuda" and est.host_bytes:
+    if host:
         capacity, margin, ram_basis = ram_budget(analysis.hardware)
-        host: tuple[tuple[str, int], ...] = (("host RAM (offload, staging)", est.host_bytes),)
-        if fit.memory == "unified":
-            # The GPU's share lives in the same RAM (advisor.estimator.fit counts it for host_fits).
-            host = (("model on GPU (shared RAM)", est.peak_bytes), *host)
-        total = sum(b for _, b in host)
         ram_basis_text = "available now" if ram_basis == "available" else "total"
         rows.append(
             BarRow(
                 f"host RAM — {format_bytes(capacity)} {ram_basis_text}",
-                host,
+                (("host RAM (offload, staging)", host),),
                 capacity,
                 capacity - margin,
-                total,
-                total,
-                total,
+                host,
+                host,
+                host,
             )
         )
     return tuple(rows)
@@ -202,7 +230,7 @@ class BreakdownChart(QWidget):
         if self.zoomed:
             # The model is a sliver of the capacity: show its parts at a readable scale and say where the
             # capacity is instead of drawing a bar nobody can see.
-            x_max = max(max(r.high_bytes, r.parts_bytes) for r in self.rows) / self._unit * 1.35
+            x_max = max(max(r.required_high_bytes, r.parts_bytes) for r in self.rows) / self._unit * 1.35
             for row, y in zip(self.rows, ys, strict=True):
                 note = pg.TextItem(f"capacity {format_bytes(row.capacity_bytes)} →", color=colors.text.name(),
                                    anchor=(1, 0.5))
@@ -214,7 +242,7 @@ class BreakdownChart(QWidget):
 
     def _choose_scale(self) -> None:
         """Zoom in (and switch to MiB under 1 GiB) when the model needs under 10 % of the smallest capacity."""
-        need = max(max(r.high_bytes, r.parts_bytes) for r in self.rows)
+        need = max(max(r.high_bytes, r.required_high_bytes, r.parts_bytes) for r in self.rows)
         capacity = min(r.capacity_bytes for r in self.rows)
         self.zoomed = capacity > 0 and need < 0.1 * capacity
         self._unit = MIB if self.zoomed and need < GIB else GIB
@@ -274,7 +302,9 @@ class BreakdownChart(QWidget):
         item.addItem(line)
         self.capacity_lines.append(line)
         self._legend_once(line, "capacity")
-        peak, low, high = row.peak_bytes / self._unit, row.low_bytes / self._unit, row.high_bytes / self._unit
+        # the marker and its range: what the run needs (the verdict's figure)
+        peak, low, high = (row.required_bytes / self._unit, row.required_low_bytes / self._unit,
+                           row.required_high_bytes / self._unit)
         if high > low:
             err = pg.ErrorBarItem(
                 x=np.array([peak]),
@@ -290,10 +320,13 @@ class BreakdownChart(QWidget):
             marker = pg.ScatterPlotItem([peak], [y], symbol="d", size=9, brush=pg.mkBrush(text), pen=pg.mkPen(None))
             marker.setZValue(12)
             item.addItem(marker)
-            self._legend_once(marker, "predicted peak, low–high")
-        summary = format_bytes(row.peak_bytes) + (
-            f" (range {format_bytes(row.low_bytes)}–{format_bytes(row.high_bytes)})" if high > low else ""
+            self._legend_once(marker, "needs, low–high")
+        summary = format_bytes(row.required_bytes) + (
+            f" (range {format_bytes(row.required_low_bytes)}–{format_bytes(row.required_high_bytes)})"
+            if high > low else ""
         )
+        if row.required_bytes != row.peak_bytes:
+            summary += f", peak shown {format_bytes(row.peak_bytes)}"
         label = pg.TextItem(f"{row.label}  ·  needs {summary}", color=text, anchor=(0, 1))
         label.setPos(0, y + half)
         item.addItem(label)

@@ -9,7 +9,6 @@ prices ``llama-quantize``'s mixes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from advisor.errors import WorkloadError
@@ -88,13 +87,9 @@ def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Worklo
     maybe_repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, REPACKABLE))
     extra_high = (maybe_repacked if unknown_isa else 0) + swa_extra
 
-    def span(figure: Callable[[CpuPeak], int]) -> tuple[int, int]:
-        low_p = min(lows, key=figure)
-        low = int((figure(low_p) - low_p.runtime_bytes // 2 - (kv_all - plan.kv_low_bytes)) * 0.97)
-        return min(low, figure(p)), max(int((max(figure(h) for h in highs) + extra_high) * 1.03), figure(p))
-
-    low, high = span(lambda c: c.peak_bytes)
-    need_low, need_high = span(lambda c: c.required_bytes)
+    low_p = min(lows, key=lambda c: c.peak_bytes)
+    low = min(p.peak_bytes, int((low_p.peak_bytes - low_p.runtime_bytes // 2 - (kv_all - plan.kv_low_bytes)) * 0.97))
+    high = max(p.peak_bytes, int((max(h.peak_bytes for h in highs) + extra_high) * 1.03))
     if workload.use_mmap:
         notes.append(f"weights are memory-mapped with MAP_POPULATE: the whole file ({format_bytes(p.weights_bytes)}) "
                      "is resident once loaded" + (" and pinned by --mlock" if workload.mlock else ""))
@@ -126,8 +121,7 @@ def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Worklo
         activation_bytes=p.compute_bytes + p.output_bytes, kv_cache_bytes=kv_all,
         overhead_bytes=p.runtime_bytes + p.repacked_bytes, peak_bytes=p.peak_bytes, low_bytes=low,
         high_bytes=high, notes=tuple(notes), resolved_inputs={"tokens": (plan.n_seq, context)},
-        required_bytes=p.required_bytes, required_low_bytes=need_low, required_high_bytes=need_high,
-        required_note=need_note,
+        reclaimable_bytes=p.droppable_bytes, required_note=need_note,
     )
 
 
