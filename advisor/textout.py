@@ -78,12 +78,15 @@ def analysis_text(analysis: Analysis) -> str:
                 ["activations", format_bytes(e.activation_bytes)],
                 ["KV cache", format_bytes(e.kv_cache_bytes)],
                 ["runtime overhead", format_bytes(e.overhead_bytes)],
+            ]
+            + ([["needs to run", format_bytes(e.required_bytes)],
+                ["range", f"{format_bytes(e.required_low_bytes)} – {format_bytes(e.required_high_bytes)}"],
+                ["+ file pages the OS can drop", format_bytes(e.reclaimable_bytes)]]
+               if e.reclaimable_bytes else [])
+            + [
                 ["predicted peak", format_bytes(e.peak_bytes)],
                 ["range", f"{format_bytes(e.low_bytes)} – {format_bytes(e.high_bytes)}"],
             ]
-            + ([["needs to run", format_bytes(e.required_bytes)],
-                ["range", f"{format_bytes(e.required_low_bytes)} – {format_bytes(e.required_high_bytes)}"]]
-               if e.required_bytes != e.peak_bytes else [])
             + ([["host RAM too", format_bytes(e.host_bytes)]] if e.host_bytes else []),
             right=(1,),
         ),

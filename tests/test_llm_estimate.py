@@ -11,7 +11,8 @@ from advisor.errors import WorkloadError
 from advisor.estimator import estimate
 from advisor.estimator.runtimes import pytorch_parts as to
 from advisor.estimator.runtimes import reprice_weights
-from advisor.estimator.runtimes.llamacpp_plan import gguf_tensor_bytes, tensor_role
+from advisor.estimator.runtimes.llamacpp_plan import gguf_tensor_bytes
+from advisor.estimator.runtimes.llamacpp_roles import tensor_role
 from advisor.estimator.types import Estimate, Workload
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, layer_index, summarize_tensors
 from tests.builders.hardware import gpu_box, laptop
@@ -295,7 +296,9 @@ def test_llamacpp_all_layers_on_gpu_vs_split() -> None:
 def test_llamacpp_cpu_counts_mapped_weights() -> None:
     prof = llama_profile(gguf=True, dtype="q8_0")
     e = _ok(estimate(prof, Workload(context=1024), "llama.cpp", laptop()))
-    assert e.device == "cpu" and e.weights_bytes == prof.weight_bytes
+    assert e.device == "cpu" and e.weights_bytes + e.reclaimable_bytes == prof.weight_bytes  # resident once loaded
+    embd = next(t.nbytes for t in prof.tensors if "embed_tokens" in t.name or "token_embd" in t.name)
+    assert e.reclaimable_bytes == embd  # GET_ROWS reads a row per token: its other pages can go
     assert any("memory-mapped" in n for n in e.notes)
 
 

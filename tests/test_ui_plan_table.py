@@ -46,7 +46,7 @@ def test_rows_columns_and_cells(qapp: object) -> None:
     assert model.rowCount() == 4
     assert model.columnCount() == len(HEADERS)
     assert model.rowCount(model.index(0, 0)) == 0  # a table: no children
-    assert model.headerData(COL_PEAK, Qt.Orientation.Horizontal, DISPLAY) == "Peak before → after"
+    assert model.headerData(COL_PEAK, Qt.Orientation.Horizontal, DISPLAY) == "Needs before → after"
 
     def cell(row: int, col: int, role: int = DISPLAY) -> object:
         return model.data(model.index(row, col), role)

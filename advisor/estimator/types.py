@@ -113,6 +113,9 @@ class Estimate:
         reclaimable_bytes: the part of the peak the OS takes back when memory is short without
             slowing the run (clean file pages never read again); ``required_bytes`` and its range
             are the peak's figures less it.
+        required_range: the need's own (low, high) when the runtime knows it better than the
+            peak's range less ``reclaimable_bytes`` (llama.cpp: the low end is --no-mmap's, which
+            has nothing to reclaim); None = derived.
         required_note: what separates the peak from the need, in plain words ("" when nothing).
         spread: how the model is spread over several GPUs when the runtime does it itself
             (HF ``device_map='auto'``): one ``(gpu position, bytes)`` per GPU used, in order;
@@ -134,6 +137,7 @@ class Estimate:
     unknown_dims: tuple[str, ...] = ()
     resolved_inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
     reclaimable_bytes: int = 0
+    required_range: tuple[int, int] | None = None
     required_note: str = ""
     spread: tuple[tuple[int, int], ...] = ()
 
@@ -144,11 +148,13 @@ class Estimate:
 
     @property
     def required_low_bytes(self) -> int:
-        return max(0, min(self.low_bytes - self.reclaimable_bytes, self.required_bytes))
+        low = self.required_range[0] if self.required_range else self.low_bytes - self.reclaimable_bytes
+        return max(0, min(low, self.required_bytes))
 
     @property
     def required_high_bytes(self) -> int:
-        return max(self.high_bytes - self.reclaimable_bytes, self.required_bytes)
+        high = self.required_range[1] if self.required_range else self.high_bytes - self.reclaimable_bytes
+        return max(high, self.required_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -251,12 +251,15 @@ def _breakdown_rows(e: Estimate) -> Rows:
         ("Activations", format_bytes(e.activation_bytes)),
         ("KV cache", format_bytes(e.kv_cache_bytes)),
         ("Runtime overhead", format_bytes(e.overhead_bytes)),
+    ]
+    if e.reclaimable_bytes:
+        rows += [("Needs to run", format_bytes(e.required_bytes)),
+                 ("Range of the need", f"{format_bytes(e.required_low_bytes)} – {format_bytes(e.required_high_bytes)}"),
+                 ("File pages the OS can drop", format_bytes(e.reclaimable_bytes))]
+    rows += [
         ("Predicted peak", format_bytes(e.peak_bytes)),
         ("Range", f"{format_bytes(e.low_bytes)} – {format_bytes(e.high_bytes)}"),
     ]
-    if e.required_bytes != e.peak_bytes:
-        rows += [("Needs to run", format_bytes(e.required_bytes)),
-                 ("Range of the need", f"{format_bytes(e.required_low_bytes)} – {format_bytes(e.required_high_bytes)}")]
     if e.host_bytes:
         rows.append(("System RAM too", format_bytes(e.host_bytes)))
     return rows

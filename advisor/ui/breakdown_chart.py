@@ -83,16 +83,17 @@ def breakdown_rows(analysis: Analysis) -> tuple[BarRow, ...]:
     """The bars the chart draws for ``analysis``: the fit's memory first, then host RAM if used.
 
     Where GPU and CPU share one memory (Jetson), both sides are one bar on that memory. Pages the
-    OS can drop (llama.cpp's repacked file pages) are a part of their own, after the weights.
+    OS can drop (llama.cpp's repacked file pages) are a part of their own, last: the need ends
+    where they start, the peak where they end.
     """
     est, fit = analysis.estimate, analysis.fit
-    drop = max(0, est.peak_bytes - est.required_bytes)
+    drop = est.reclaimable_bytes
     parts: tuple[tuple[str, int], ...] = (
-        ("weights", max(0, est.weights_bytes - drop)),
-        *((("file pages the OS can drop", drop),) if drop else ()),
+        ("weights", est.weights_bytes),
         ("activations", est.activation_bytes),
         ("KV cache", est.kv_cache_bytes),
         ("runtime overhead", est.overhead_bytes),
+        *(((DROPPABLE, drop),) if drop else ()),
     )
     basis = "available now" if fit.basis == "available" else "total"
     host = est.host_bytes if est.device == "cuda" and est.host_bytes else 0

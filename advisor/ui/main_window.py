@@ -324,7 +324,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _plan_changed(self, plan: Any) -> None:
-        before = self.presenter.analysis.estimate.peak_bytes if self.presenter.analysis is not None else None
+        before = self.presenter.analysis.estimate.required_bytes if self.presenter.analysis is not None else None
         self.plan_view.set_plan(plan, before)
         if plan is not None and plan.notes:
             self.notes.append("\n".join(f"• {n}" for n in plan.notes))

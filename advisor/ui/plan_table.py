@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from advisor.ui.format import headroom_text, peak_change
-from advisor.units import format_price
+from advisor.units import format_bytes, format_price
 
 COL_RANK = 0
 COL_FITS = 1
@@ -42,7 +42,8 @@ COL_HEADROOM = 4
 COL_RISK = 5
 COL_PRICE = 6
 COL_HOW_TO = 7
-HEADERS: tuple[str, ...] = ("#", "Fits", "Option", "Peak before → after", "Headroom", "Risk", "Price", "How to")
+# The memory column is what the run needs (the verdict's figure); its tooltip adds the peak shown.
+HEADERS: tuple[str, ...] = ("#", "Fits", "Option", "Needs before → after", "Headroom", "Risk", "Price", "How to")
 
 SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 OPTION_ROLE = int(Qt.ItemDataRole.UserRole) + 2
@@ -119,7 +120,7 @@ class PlanTableModel(QAbstractTableModel):
         if col == COL_OPTION:
             return str(opt.title)
         if col == COL_PEAK:
-            return peak_change(self._before_bytes, opt.peak_bytes)
+            return peak_change(self._before_bytes, opt.required_bytes)
         if col == COL_HEADROOM:
             return headroom_text(opt.headroom_bytes)
         if col == COL_RISK:
@@ -137,7 +138,7 @@ class PlanTableModel(QAbstractTableModel):
             COL_RANK: row,
             COL_FITS: 0 if opt.fits else 1,
             COL_OPTION: str(opt.title).lower(),
-            COL_PEAK: float(opt.peak_bytes) if opt.peak_bytes is not None else big,
+            COL_PEAK: float(opt.required_bytes) if opt.required_bytes is not None else big,
             COL_HEADROOM: float(opt.headroom_bytes) if opt.headroom_bytes is not None else -big,
             COL_RISK: _RISK_ORDER.get(opt.risk, 3),
             COL_PRICE: float(opt.price_per_hour_usd) if opt.price_per_hour_usd is not None else big,
@@ -152,6 +153,9 @@ class PlanTableModel(QAbstractTableModel):
             return str(opt.detail)
         if col == COL_RISK:
             return str(opt.risk_reason) or None
+        if col == COL_PEAK and opt.peak_bytes is not None and opt.peak_bytes != opt.required_bytes:
+            return (f"needs {format_bytes(opt.required_bytes)}; shows a {format_bytes(opt.peak_bytes)} peak "
+                    "while memory is plentiful (the rest is pages the OS can drop)")
         return None
 
 

@@ -9,6 +9,7 @@ prices ``llama-quantize``'s mixes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from advisor.errors import WorkloadError
@@ -87,9 +88,12 @@ def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Worklo
     maybe_repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, REPACKABLE))
     extra_high = (maybe_repacked if unknown_isa else 0) + swa_extra
 
-    low_p = min(lows, key=lambda c: c.peak_bytes)
-    low = min(p.peak_bytes, int((low_p.peak_bytes - low_p.runtime_bytes // 2 - (kv_all - plan.kv_low_bytes)) * 0.97))
-    high = max(p.peak_bytes, int((max(h.peak_bytes for h in highs) + extra_high) * 1.03))
+    def span(figure: Callable[[CpuPeak], int]) -> tuple[int, int]:
+        low_p = min(lows, key=figure)
+        low = int((figure(low_p) - low_p.runtime_bytes // 2 - (kv_all - plan.kv_low_bytes)) * 0.97)
+        return min(low, figure(p)), max(int((max(figure(h) for h in highs) + extra_high) * 1.03), figure(p))
+
+    low, high = span(lambda c: c.peak_bytes)
     if workload.use_mmap:
         notes.append(f"weights are memory-mapped with MAP_POPULATE: the whole file ({format_bytes(p.weights_bytes)}) "
                      "is resident once loaded" + (" and pinned by --mlock" if workload.mlock else ""))
@@ -116,12 +120,14 @@ def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Worklo
     elif workload.use_mmap and workload.mlock and p.repacked_bytes:
         need_note = "--mlock pins the whole mapping, repacked weights' pages included: the run needs its full peak"
     return Estimate(
-        # the repacked copy is runtime overhead: the weights themselves are counted once (the file)
-        runtime="llama.cpp", device="cpu", weights_bytes=p.weights_bytes,
+        # weights as the run holds them: the repacked copy and the mapped pages it reads again; the
+        # repacked tensors' file pages (resident, never read again) are the reclaimable part
+        runtime="llama.cpp", device="cpu", weights_bytes=p.held_weights_bytes,
         activation_bytes=p.compute_bytes + p.output_bytes, kv_cache_bytes=kv_all,
-        overhead_bytes=p.runtime_bytes + p.repacked_bytes, peak_bytes=p.peak_bytes, low_bytes=low,
+        overhead_bytes=p.runtime_bytes, peak_bytes=p.peak_bytes, low_bytes=low,
         high_bytes=high, notes=tuple(notes), resolved_inputs={"tokens": (plan.n_seq, context)},
-        reclaimable_bytes=p.droppable_bytes, required_note=need_note,
+        reclaimable_bytes=p.droppable_bytes, required_range=span(lambda c: c.required_bytes),
+        required_note=need_note,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advisor.dtypes import nbytes
+from advisor.estimator.runtimes.llamacpp_roles import tensor_role
 from advisor.estimator.types import MIB
 from advisor.hardware.profile import CpuInfo
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
@@ -73,8 +74,8 @@ def repacked_types(cpu: CpuInfo | None) -> frozenset[str] | None:
 
 def is_repacked(tensor: TensorInfo, dtype: str, types: frozenset[str]) -> bool:
     """Whether ggml-cpu copies ``tensor`` into its CPU_REPACK buffer (a matmul weight, rows % 8)."""
-    if dtype not in types or len(tensor.shape) < 2 or "token_embd" in tensor.name:
-        return False
+    if dtype not in types or tensor_role(tensor) in ("vector", "token_embd"):
+        return False  # NOTE: token_embd feeds GET_ROWS, which CPU_REPACK does not take (llama-arch.cpp)
     return tensor.shape[-2] % 8 == 0
 
 
@@ -145,10 +146,10 @@ def tied_output_copy_bytes(priced: list[tuple[TensorInfo, str, int]], types: fro
     op (MUL_MAT, llama-arch.cpp), which CPU_REPACK accepts while token_embd's GET_ROWS does not;
     the two land in different buffer types, so the output becomes its own repacked tensor.
     """
-    if any(t.name.startswith("output.weight") for t, _, _ in priced):
+    if any(tensor_role(t) == "output" for t, _, _ in priced):
         return 0
     for t, dt, b in priced:
-        if t.name.startswith("token_embd") and dt in types and len(t.shape) >= 2 and t.shape[-2] % 8 == 0:
+        if tensor_role(t) == "token_embd" and dt in types and t.shape[-2] % 8 == 0:
             return b
     return 0
 
@@ -157,10 +158,8 @@ def _read_every_token(priced: list[tuple[TensorInfo, str, int]], types: frozense
     """Mapped bytes each token reads: all but repacked tensors and the embedding table (GET_ROWS
     reads a row per token) — unless the output is tied to it and not repacked (no
     ``output.weight``: llama.cpp then multiplies by the mapped token_embd every token)."""
-    tied = (not any(t.name.startswith("output.weight") for t, _, _ in priced)
-            and not tied_output_copy_bytes(priced, types))
-    return sum(b for t, dt, b in priced
-               if not is_repacked(t, dt, types) and (tied or "token_embd" not in t.name))
+    tied = not any(tensor_role(t) == "output" for t, _, _ in priced) and not tied_output_copy_bytes(priced, types)
+    return sum(b for t, dt, b in priced if not is_repacked(t, dt, types) and (tied or tensor_role(t) != "token_embd"))
 
 
 @dataclass(frozen=True)
@@ -186,6 +185,13 @@ class CpuPeak:
         load = self.weights_bytes + self.repacked_bytes + self.staging_bytes
         run = self.mapped_run_bytes + self.repacked_bytes + self.kv_bytes + self.compute_bytes + self.output_bytes
         return max(load, run) + self.runtime_bytes
+
+    @property
+    def held_weights_bytes(self) -> int:
+        """The weights as the run holds them: repacked copies and the mapped pages it reads again
+        (the whole mapping when it cannot be dropped: --mlock; the anonymous buffer with --no-mmap)."""
+        mapped = self.read_mapped_bytes if self.droppable else self.mapped_run_bytes
+        return mapped + self.repacked_bytes
 
     @property
     def required_bytes(self) -> int:

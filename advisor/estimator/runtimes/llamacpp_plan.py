@@ -19,41 +19,10 @@ from advisor.errors import UnknownDtypeError, WorkloadError
 from advisor.estimator.mechanisms.cuda_context import CUDA_CONTEXT_BARE_BYTES
 from advisor.estimator.mechanisms.kv_cache import layer_kv_bytes, sliding_layers
 from advisor.estimator.runtimes.llamacpp_cpu import REPACKABLE, ComputeShape, compute_buffer_bytes
+from advisor.estimator.runtimes.llamacpp_roles import tensor_role
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 from advisor.units import round_up
-
-# --------------------------------------------------------------------------- tensor roles
-
-_ROLE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (role, re.compile(pattern))
-    for role, pattern in (
-        ("output", r"(^|\.)(output|lm_head|embed_out)\.weight$"),
-        ("token_embd", r"(token_embd|embed_tokens|tok_embeddings|word_embeddings|(^|\.)wte)\b"),
-        ("router", r"(ffn_gate_inp|\.mlp\.gate\.weight|block_sparse_moe\.gate\.weight|\.router\.)"),
-        ("attn_qkv", r"(attn_qkv|qkv_proj|query_key_value|\.c_attn\.|\.Wqkv\.)"),
-        ("attn_v", r"(attn_v\.|\.v_proj\.)"),
-        ("attn_k", r"(attn_k\.|\.k_proj\.)"),
-        ("attn_output", r"(attn_output|\.o_proj\.|\.out_proj\.|attention\.dense\.)"),
-        ("ffn_down", r"(ffn_down|down_proj|\.w2\.|\.fc2\.|mlp\.c_proj\.|dense_4h_to_h)"),
-    )
-)
-
-
-def tensor_role(tensor: TensorInfo) -> str:
-    """What a weight is for, in llama.cpp's vocabulary, from its GGUF or Hugging Face name.
-
-    Returns one of ``vector`` (1-D: norms, biases), ``token_embd``, ``output``, ``router``,
-    ``attn_qkv``, ``attn_v``, ``attn_k``, ``attn_output``, ``ffn_down`` or ``linear`` (any other
-    matrix: q/gate/up projections, MLA's low-rank projections, experts).
-    """
-    if len(tensor.shape) < 2:
-        return "vector"
-    name = tensor.name
-    for role, pattern in _ROLE_PATTERNS:
-        if pattern.search(name):
-            return role
-    return "linear"
 
 
 def is_linear_weight(tensor: TensorInfo) -> bool:

@@ -23,7 +23,8 @@ from advisor.estimator.mechanisms import cuda_caching_allocator as tca
 from advisor.estimator.mechanisms.cuda_caching_allocator import AllocatorPeak, DecoderShape, generate_peak
 from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MAX_BYTES
 from advisor.estimator.mechanisms.kv_cache import MlaLayout, kv_values_per_token, layer_kv_bytes, sliding_layers
-from advisor.estimator.runtimes.llamacpp_plan import is_linear_weight, tensor_role
+from advisor.estimator.runtimes.llamacpp_plan import is_linear_weight
+from advisor.estimator.runtimes.llamacpp_roles import tensor_role
 from advisor.estimator.types import MIB
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 from advisor.units import format_bytes, round_up
