@@ -239,3 +239,17 @@ def test_jetson_is_one_pool_drawn_as_one_bar(tmp_path: Path) -> None:
     assert dict(row.parts)["CPU side (same RAM)"] == analysis.estimate.host_bytes
     assert row.capacity_bytes == jetson.memory_total_bytes
     assert row.required_bytes == analysis.estimate.required_bytes + analysis.estimate.host_bytes
+
+
+def test_the_plan_offers_loading_flags_that_lower_the_need(tmp_path: Path) -> None:
+    prof = _gguf(tmp_path, "Q4_0")
+    pinned = analyze(prof, _on(AVX2), Workload(context=1024, mlock=True), runtime="llama.cpp")
+    plan = make_plan(pinned, catalog=())
+    unpin = next(o for o in plan.options if o.title == "Load without --mlock")
+    assert unpin.required_bytes is not None and unpin.required_bytes < pinned.estimate.required_bytes
+    assert "--mlock" not in unpin.how_to and "llama-server" in unpin.how_to
+    as_is = next(o for o in plan.options if o.kind == "as-is")
+    assert "--mlock" in as_is.how_to  # the command says what was estimated
+    mapped = analyze(prof, _on(AVX2), Workload(context=1024), runtime="llama.cpp")
+    titles = [o.title for o in make_plan(mapped, catalog=()).options]
+    assert "Load without --mlock" not in titles

@@ -48,6 +48,7 @@ def make_plan(
     built += options.context(ctx)
     built += options.batch(ctx)
     built += options.kv_cache(ctx)
+    built += options.loading(ctx)
     built += options.weights(ctx)
     built += remote.offload(ctx)
     built += remote.multi_gpu(ctx)

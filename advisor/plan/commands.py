@@ -35,6 +35,10 @@ def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None =
         parts += ["-c", str(workload.context * max(1, workload.batch))]
     if workload is not None and workload.batch > 1:
         parts += ["--parallel", str(workload.batch)]
+    if workload is not None:
+        parts += [f for f, on in (("--no-mmap", not workload.use_mmap), ("--mlock", workload.mlock),
+                                  ("--no-repack", not workload.repack), ("--swa-full", bool(workload.swa_full)))
+                  if on and f not in flags]
     parts += [f for f in flags if f]
     cmd = " ".join(parts)
     if profile.format != "gguf":

@@ -175,6 +175,34 @@ def kv_cache(ctx: PlanContext) -> list[PlanOption]:
     return out
 
 
+def loading(ctx: PlanContext) -> list[PlanOption]:
+    """llama.cpp's loading flags when they lower what the run needs on a CPU: --mlock off (its
+    pinned pages cannot be dropped), --no-mmap (the weights read once into memory)."""
+    a = ctx.analysis
+    if a.runtime != "llama.cpp" or a.estimate.device != "cpu":
+        return []
+    out = []
+    trials: list[tuple[str, Trial | None, str, str]] = []
+    if a.workload.mlock:
+        trials.append(("Load without --mlock", ctx.run(mlock=False),
+                       "the weights may be paged out under pressure (those the run reads come back from disk)",
+                       "the OS may then drop the repacked weights' file pages, which the run never reads again"))
+    if a.workload.use_mmap:
+        trials.append(("Load with --no-mmap", ctx.run(use_mmap=False),
+                       "same weights and outputs; loading reads the whole file first (slower start)",
+                       "the weights are read into memory once: no mapped copy of the repacked ones"))
+    for title, t, reason, why in trials:
+        if t is None or t.estimate.required_bytes >= a.estimate.required_bytes:
+            continue
+        out.append(option(
+            t, kind="offload", title=title, risk="low", quality_rank=0, risk_reason=reason,
+            how_to=commands.llama_server(a.model, workload=t.workload),
+            detail=f"needs {format_bytes(a.estimate.required_bytes)} → {format_bytes(t.estimate.required_bytes)}: "
+                   + why,
+        ))
+    return out
+
+
 def weights(ctx: PlanContext) -> list[PlanOption]:
     """Lower weight precision: ONNX tensor transforms, LLM weight types, GGUF conversions."""
     if ctx.model.format == "onnx":
