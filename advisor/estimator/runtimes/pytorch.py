@@ -173,6 +173,7 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     high_extra = acts.high_bytes - acts.nominal_bytes
     low_weights = weights
     load_low = load_peak = load_high = 0
+    cw = None
     if not cuda and pairs:
         cw = to.cpu_weights(pairs, arch, batch * context)
         notes += cw.notes
@@ -222,6 +223,23 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
         # low: memory pressure makes the allocator free its cached blocks and retry (release_cached_blocks)
         low = over_low + replay.allocated
         high = run_peak + high_extra + over_high
+    reclaimable, need_note = 0, ""
+    if cw is not None:
+        # NOTE: clean file pages nothing reads again (mm/vmscan.c reclaims them under pressure at no
+        # cost): sources of copies kept mapped while running, every source page while loading.
+        run_need = run_peak - cw.kept_source_bytes
+        load_need = load_peak - cw.source_bytes + cw.largest_source_bytes if load_peak else 0
+        reclaimable = max(0, peak - max(run_need, load_need))
+        parts = []
+        if reclaimable:
+            parts.append(f"{format_bytes(reclaimable)} of the peak are file pages weights were copied from "
+                         "(cast or fused at load), which nothing reads again: the OS drops them when memory is "
+                         "short")
+        if cw.mapped_bytes > 64 * MIB:
+            parts.append(f"{format_bytes(cw.mapped_bytes)} are weights that stay memory-mapped views of the "
+                         "files: with less memory the run still completes, but every token reads them from disk "
+                         "again, several times slower (bench/results/required_cpu.txt), so they count in the need")
+        need_note = "; ".join(parts)
     host = None
     if cuda:
         staging = max((b for _, b in pairs), default=0)
@@ -233,5 +251,5 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
         runtime=runtime, device="cuda" if cuda else "cpu", weights_bytes=weights, activation_bytes=activation,
         kv_cache_bytes=kv, overhead_bytes=overhead, peak_bytes=peak, low_bytes=min(low, peak),
         high_bytes=max(high, peak), host_bytes=host, tensor_parallel=tp, notes=tuple(notes),
-        resolved_inputs={"tokens": (batch, context)},
+        resolved_inputs={"tokens": (batch, context)}, reclaimable_bytes=reclaimable, required_note=need_note,
     )

@@ -335,6 +335,11 @@ class CpuWeights:
             before its files are closed (copies plus every source page they were read from), least,
             nominal and most.
         notes: how it was worked out.
+        kept_source_bytes: source pages of copied tensors that stay mapped after loading (in
+            ``resident_bytes``) although nothing reads them again: clean file pages the OS can drop.
+        mapped_bytes: weights that stay views of the mapped files, read again by every forward.
+        source_bytes / largest_source_bytes: the file pages copies are read from while loading
+            (all clean and droppable once copied), and the largest one (the least a load needs).
     """
 
     resident_bytes: int
@@ -344,6 +349,10 @@ class CpuWeights:
     load_bytes: int
     load_high_bytes: int
     notes: tuple[str, ...]
+    kept_source_bytes: int = 0
+    mapped_bytes: int = 0
+    source_bytes: int = 0
+    largest_source_bytes: int = 0
 
 
 def cpu_weights(pairs: list[tuple[TensorInfo, int]], arch: LlmArchitecture | None, tokens: int) -> CpuWeights:
@@ -401,6 +410,10 @@ def cpu_weights(pairs: list[tuple[TensorInfo, int]], arch: LlmArchitecture | Non
     # low end: none of them; high end: plus one layer's stacked and concatenated copies.
     layers = {t.layer for t, _ in pairs if t.layer is not None and _EXPERT_RE.search(t.name)}
     resident += kept_src
+    sources = [t.nbytes for (t, _), c in zip(pairs, copied, strict=True) if c]
     return CpuWeights(resident_bytes=resident, low_bytes=resident + low, high_bytes=resident + embed_gap,
                       load_low_bytes=load, load_bytes=load + fused,
-                      load_high_bytes=load + fused + 2 * fused // max(1, len(layers)), notes=tuple(notes))
+                      load_high_bytes=load + fused + 2 * fused // max(1, len(layers)), notes=tuple(notes),
+                      kept_source_bytes=kept_src, mapped_bytes=resident - kept_src - sum(
+                          b for (_, b), c in zip(pairs, copied, strict=True) if c),
+                      source_bytes=sum(sources), largest_source_bytes=max(sources, default=0))
