@@ -253,3 +253,17 @@ def test_the_plan_offers_loading_flags_that_lower_the_need(tmp_path: Path) -> No
     mapped = analyze(prof, _on(AVX2), Workload(context=1024), runtime="llama.cpp")
     titles = [o.title for o in make_plan(mapped, catalog=()).options]
     assert "Load without --mlock" not in titles
+
+
+def test_the_window_edits_llama_cpp_loading(qtbot: object, tmp_path: Path) -> None:
+    from advisor.ui.model_panel import WorkloadEditor
+
+    prof = _gguf(tmp_path, "Q4_0")
+    editor = WorkloadEditor()
+    editor.set_model(prof, Workload(context=1024, mlock=True))
+    assert editor.loading.currentText() == "mapped, pinned (--mlock)"
+    edited: list[Workload] = []
+    editor.workloadEdited.connect(edited.append)
+    editor.loading.setCurrentIndex(2)
+    assert edited and not edited[-1].use_mmap and not edited[-1].mlock
+    editor.deleteLater()

@@ -123,6 +123,13 @@ class WorkloadEditor(QGroupBox):
             self.kv_dtype.addItem(name, name)
         self.gpu_layers = _spin(-1, 1 << 12, "all")
         self.tensor_parallel = _spin(1, 64)
+        # llama.cpp's loading flags: (use_mmap, mlock)
+        self.loading = QComboBox()
+        for text, flags in (("memory-mapped (default)", (True, False)), ("mapped, pinned (--mlock)", (True, True)),
+                            ("read into RAM (--no-mmap)", (False, False))):
+            self.loading.addItem(text, flags)
+        self.loading.setToolTip("How llama.cpp loads the weights: a mapping the OS may drop pages of, pinned by "
+                                "--mlock (llama-cpp-python's use_mlock=True), or read into memory")
         self.shape_edits: dict[str, QLineEdit] = {}
         self.error = QLabel()
         self.error.setWordWrap(True)
@@ -138,6 +145,7 @@ class WorkloadEditor(QGroupBox):
         self.form.addRow("KV cache", self.kv_dtype)
         self.form.addRow("GPU layers", self.gpu_layers)
         self.form.addRow("GPUs (tensor parallel)", self.tensor_parallel)
+        self.form.addRow("Weights (llama.cpp)", self.loading)
         self.shapes_box = QWidget()
         self.shapes_form = QFormLayout(self.shapes_box)
         self.shapes_form.setContentsMargins(0, 0, 0, 0)
@@ -149,6 +157,7 @@ class WorkloadEditor(QGroupBox):
         for spin in (self.batch, self.seq_len, self.image_size, self.context, self.gpu_layers, self.tensor_parallel):
             spin.valueChanged.connect(self._edited)
         self.kv_dtype.currentIndexChanged.connect(self._edited)
+        self.loading.currentIndexChanged.connect(self._edited)
         self.set_model(None, None)
 
     def set_model(self, model: Any, workload: Any) -> None:
@@ -156,7 +165,7 @@ class WorkloadEditor(QGroupBox):
         llm = bool(model is not None and model.is_llm)
         graph = bool(model is not None and not llm)
         for widget, shown in ((self.seq_len, graph), (self.image_size, graph), (self.context, llm),
-                              (self.kv_dtype, llm), (self.gpu_layers, llm)):
+                              (self.kv_dtype, llm), (self.gpu_layers, llm), (self.loading, llm)):
             self.form.setRowVisible(widget, shown)
         while self.shapes_form.rowCount():
             self.shapes_form.removeRow(0)
@@ -184,7 +193,7 @@ class WorkloadEditor(QGroupBox):
         if workload is None:
             return
         blockers = [QSignalBlocker(w) for w in (self.batch, self.seq_len, self.image_size, self.context,
-                                                self.kv_dtype, self.gpu_layers, self.tensor_parallel)]
+                                                self.kv_dtype, self.gpu_layers, self.tensor_parallel, self.loading)]
         self.batch.setValue(workload.batch)
         self.seq_len.setValue(workload.seq_len or 0)
         self.image_size.setValue(workload.image_size or 0)
@@ -192,6 +201,9 @@ class WorkloadEditor(QGroupBox):
         self.kv_dtype.setCurrentIndex(max(0, self.kv_dtype.findData(workload.kv_cache_dtype)))
         self.gpu_layers.setValue(-1 if workload.gpu_layers is None else workload.gpu_layers)
         self.tensor_parallel.setValue(workload.tensor_parallel)
+        flags = (workload.use_mmap, workload.mlock and workload.use_mmap)
+        self.loading.setCurrentIndex(next((i for i in range(self.loading.count()) if self.loading.itemData(i) == flags),
+                                          0))
         for name, edit in self.shape_edits.items():
             shape = workload.input_shapes.get(name)
             edit.setText(",".join(str(d) for d in shape) if shape else "")
@@ -221,6 +233,8 @@ class WorkloadEditor(QGroupBox):
             gpu_layers=None if self.gpu_layers.value() < 0 else self.gpu_layers.value(),
             tensor_parallel=self.tensor_parallel.value(),
             input_shapes=shapes,
+            use_mmap=self.loading.currentData()[0],
+            mlock=self.loading.currentData()[1],
         )
 
     def _edited(self, *_: Any) -> None:
