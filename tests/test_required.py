@@ -249,7 +249,7 @@ def test_the_plan_offers_loading_flags_that_lower_the_need(tmp_path: Path) -> No
     assert unpin.required_bytes is not None and unpin.required_bytes < pinned.estimate.required_bytes
     assert "--mlock" not in unpin.how_to and "llama-server" in unpin.how_to
     as_is = next(o for o in plan.options if o.kind == "as-is")
-    assert "--mlock" in as_is.how_to  # the command says what was estimated
+    assert "--load-mode mmap+mlock" in as_is.how_to  # the command says what was estimated
     mapped = analyze(prof, _on(AVX2), Workload(context=1024), runtime="llama.cpp")
     titles = [o.title for o in make_plan(mapped, catalog=()).options]
     assert "Load without --mlock" not in titles

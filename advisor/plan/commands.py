@@ -36,7 +36,11 @@ def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None =
     if workload is not None and workload.batch > 1:
         parts += ["--parallel", str(workload.batch)]
     if workload is not None:
-        parts += [f for f, on in (("--no-mmap", not workload.use_mmap), ("--mlock", workload.mlock),
+        # NOTE: a pinned mapping is `--load-mode mmap+mlock` since llama.cpp #20834 (2026-07), where
+        # a bare --mlock became "read into memory, then lock" (llama-cpp-python's use_mlock=True
+        # with use_mmap=True is still the pinned mapping).
+        pinned = "--load-mode mmap+mlock" if workload.use_mmap else "--mlock"
+        parts += [f for f, on in (("--no-mmap", not workload.use_mmap), (pinned, workload.mlock),
                                   ("--no-repack", not workload.repack), ("--swa-full", bool(workload.swa_full)))
                   if on and f not in flags]
     parts += [f for f in flags if f]

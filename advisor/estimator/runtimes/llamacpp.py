@@ -96,7 +96,8 @@ def _llamacpp_cpu(profile: ModelProfile, arch: LlmArchitecture, workload: Worklo
     low, high = span(lambda c: c.peak_bytes)
     if workload.use_mmap:
         notes.append(f"weights are memory-mapped with MAP_POPULATE: the whole file ({format_bytes(p.weights_bytes)}) "
-                     "is resident once loaded" + (" and pinned by --mlock" if workload.mlock else ""))
+                     "is resident once loaded" + (" and pinned (llama-cpp-python use_mlock=True; llama-server "
+                                                  "--load-mode mmap+mlock)" if workload.mlock else ""))
     else:
         notes.append(f"--no-mmap: the weights are read into anonymous memory ({format_bytes(p.weights_bytes)})")
     if p.repacked_bytes:
