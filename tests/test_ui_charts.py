@@ -236,6 +236,14 @@ def test_memory_plot_prediction_line_sits_at_current_plus_peak(plot: MemoryPlot)
     assert "with model" not in plot.status_text()
 
 
+def test_memory_plot_judges_the_need_but_draws_the_peak(plot: MemoryPlot) -> None:
+    plot.add_sample(make_sample(1.0, 9.0))
+    # llama.cpp-like: a 9 GiB peak of which 4 GiB are file pages the OS can drop
+    plot.set_prediction(9 * GIB, 8 * GIB, 10 * GIB, "ram", None, "q4-llm", 5 * GIB, 6 * GIB)
+    assert plot.prediction_line.value() == pytest.approx(18.0)  # the reading it will show
+    assert plot.status_text() == "Now: 9.0 / 16.0 GiB RAM · with model: 18.0 GiB, needs 14.0 GiB (fits)"
+
+
 def test_memory_plot_prediction_on_a_gpu(plot: MemoryPlot) -> None:
     plot.add_sample(make_sample(1.0, 9.0, gpus=((1.0, 8.0), (2.0, 24.0))))
     plot.set_prediction(10 * GIB, 9 * GIB, 12 * GIB, "gpu", 1, "tiny-llm")

@@ -316,7 +316,8 @@ class MainWindow(QMainWindow):
             )
         else:
             self.plot.set_prediction(prediction.peak_bytes, prediction.low_bytes, prediction.high_bytes,
-                                     prediction.memory, prediction.gpu_index, prediction.label)
+                                     prediction.memory, prediction.gpu_index, prediction.label,
+                                     prediction.required_bytes, prediction.required_high_bytes)
         notes = [*analysis.estimate.notes, *analysis.model.notes]
         if analysis.estimate.unknown_dims:
             notes.append("Dims the workload did not set: " + ", ".join(analysis.estimate.unknown_dims))

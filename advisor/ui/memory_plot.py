@@ -31,7 +31,11 @@ DEFAULT_WINDOW_S = 300
 
 @dataclass(frozen=True)
 class Prediction:
-    """The model's predicted peak, and on which memory of this machine it would land."""
+    """The model's predicted peak, and on which memory of this machine it would land.
+
+    The plot draws the peak (what the memory reading will show); the words judge the need
+    (``required_bytes``: the peak less pages the OS can drop), as the verdict does.
+    """
 
     peak_bytes: int
     low_bytes: int
@@ -39,6 +43,14 @@ class Prediction:
     memory: PredictionMemory
     gpu_index: int | None
     label: str
+    required_bytes: int = -1
+    required_high_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        if self.required_bytes < 0:
+            object.__setattr__(self, "required_bytes", self.peak_bytes)
+        if self.required_high_bytes < 0:
+            object.__setattr__(self, "required_high_bytes", self.high_bytes)
 
 
 def prediction_for(analysis: Analysis) -> Prediction | None:
@@ -48,13 +60,16 @@ def prediction_for(analysis: Analysis) -> Prediction | None:
     est, fit = analysis.estimate, analysis.fit
     gpu_index: int | None = None
     if fit.memory == "gpu":
-        # Same choice as advisor.estimator.fit: the smallest of the GPUs the model is split over.
-        nvidia = [g for g in analysis.hardware.gpus if g.vendor == "nvidia"][: max(1, est.tensor_parallel)]
-        if nvidia:
+        # The GPU the verdict is about (advisor.estimator.fit names it in its label).
+        nvidia = [g for g in analysis.hardware.gpus if g.vendor == "nvidia"]
+        named = [g for g in nvidia if f"GPU {g.index}" in fit.label]
+        used = nvidia[: max(1, est.tensor_parallel, len(est.spread))]
+        if named or used:
             total = analysis.hardware.memory_total_bytes
-            gpu_index = min(nvidia, key=lambda g: g.memory_total_bytes or total).index
+            gpu_index = (named or [min(used, key=lambda g: g.memory_total_bytes or total)])[0].index
     name = analysis.model.name
-    return Prediction(est.peak_bytes, est.low_bytes, est.high_bytes, fit.memory, gpu_index, name)
+    return Prediction(fit.peak_bytes, fit.low_bytes, fit.high_bytes, fit.memory, gpu_index, name,
+                      fit.required_bytes, fit.required_high_bytes)
 
 
 class MemoryPlot(QWidget):
@@ -182,9 +197,12 @@ class MemoryPlot(QWidget):
         memory: PredictionMemory,
         gpu_index: int | None,
         label: str,
+        required_bytes: int = -1,
+        required_high_bytes: int = -1,
     ) -> None:
         """Draw the model's landing point on ``memory`` (``gpu`` uses GPU ``gpu_index``, else the first)."""
-        self._prediction = Prediction(peak_bytes, low_bytes, high_bytes, memory, gpu_index, label)
+        self._prediction = Prediction(peak_bytes, low_bytes, high_bytes, memory, gpu_index, label, required_bytes,
+                                      required_high_bytes)
         if not self._paused:
             self._redraw()
 
@@ -355,13 +373,16 @@ class MemoryPlot(QWidget):
         where = "RAM" if col == 0 else f"on {name}"
         p = self._prediction
         with_model = used + p.peak_bytes
+        needs = used + p.required_bytes
         verdict = "capacity unknown"
         if total:
-            if used + p.high_bytes <= total:
+            if used + p.required_high_bytes <= total:
                 verdict = "fits"
             else:
-                verdict = "may not fit" if with_model <= total else "does not fit"
-        return f"Now: {_gib(used)} / {_gib(total)} GiB {where} · with model: {_gib(with_model)} GiB ({verdict})"
+                verdict = "may not fit" if needs <= total else "does not fit"
+        need = f", needs {_gib(needs)}" if p.required_bytes != p.peak_bytes else ""
+        return (f"Now: {_gib(used)} / {_gib(total)} GiB {where} · with model: {_gib(with_model)} GiB{need} "
+                f"({verdict})")
 
     # -- palette ----------------------------------------------------------------------------------
 

@@ -244,7 +244,8 @@ def render_memory_png(
             plot.add_sample(sample)
         if prediction is not None:
             p = prediction
-            plot.set_prediction(p.peak_bytes, p.low_bytes, p.high_bytes, p.memory, p.gpu_index, p.label)
+            plot.set_prediction(p.peak_bytes, p.low_bytes, p.high_bytes, p.memory, p.gpu_index, p.label,
+                                p.required_bytes, p.required_high_bytes)
         plot.set_window_s(window_s)
         return plot.export_png()
     finally:
