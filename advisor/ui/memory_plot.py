@@ -380,7 +380,7 @@ class MemoryPlot(QWidget):
                 verdict = "fits"
             else:
                 verdict = "may not fit" if needs <= total else "does not fit"
-        need = f", needs {_gib(needs)}" if p.required_bytes != p.peak_bytes else ""
+        need = f", needs {_gib(needs)} GiB" if p.required_bytes != p.peak_bytes else ""
         return (f"Now: {_gib(used)} / {_gib(total)} GiB {where} · with model: {_gib(with_model)} GiB{need} "
                 f"({verdict})")
 
