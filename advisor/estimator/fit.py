@@ -70,8 +70,7 @@ def fit(estimate: Estimate, hardware: HardwareProfile) -> Fit:
         capacity, _, basis = ram_budget(hardware)
         capacity = min(capacity, limit) if basis == "available" else limit  # live: what is free, too
         share = f"{limit / hardware.memory_total_bytes:.0%}" if hardware.memory_total_bytes else "part"
-        return _fit(estimate, "unified", basis, f"Metal GPU working set ({share} of RAM; "
-                    "sudo sysctl iogpu.wired_limit_mb raises it)", capacity, 0)
+        return _fit(estimate, "unified", basis, f"Metal GPU working set ({share} of RAM)", capacity, 0)
     capacity, margin, basis = ram_budget(hardware)
     memory: MemoryKind = "unified" if hardware.unified_memory else "ram"
     return _fit(estimate, memory, basis, "RAM" if memory == "ram" else "unified RAM", capacity, margin)

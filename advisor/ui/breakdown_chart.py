@@ -143,12 +143,8 @@ def verdict_text(analysis: Analysis) -> str:
     word, amount = verdict_words(fit)
     if fit.error:
         return f"{word} — {amount}"
-    shows = f", peak shown {format_bytes(fit.peak_bytes)}" if fit.peak_bytes != fit.required_bytes else ""
-    text = (
-        f"{word} — {amount}: needs {format_bytes(fit.required_bytes)} "
-        f"(range {format_bytes(fit.required_low_bytes)}–{format_bytes(fit.required_high_bytes)}{shows}) "
-        f"of a {format_bytes(fit.budget_bytes)} budget on {fit.label}"
-    )
+    # short: the title's width is the chart's minimum width (the bar's label has the range and the peak)
+    text = f"{word} — {amount}: needs {format_bytes(fit.required_bytes)} of a {format_bytes(fit.budget_bytes)} budget"
     if fit.host_fits is False:
         text += " · host RAM too small"
     return text

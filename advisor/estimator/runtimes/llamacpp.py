@@ -148,7 +148,8 @@ def _llamacpp_metal(plan: LlamaCppPlan, arch: LlmArchitecture, context: int, kv_
     low = int((peak - (kv_all - plan.kv_low_bytes) - runtime // 2) * 0.97)
     notes.append("Apple silicon: llama.cpp runs on Metal with every layer on the GPU (-ngl auto); the mapped weights "
                  "are used in place (no CPU repacking), KV cache and compute buffer are Metal buffers, and all of "
-                 "it must fit Metal's GPU working-set limit, not the whole RAM")
+                 "it must fit Metal's GPU working-set limit (recommendedMaxWorkingSetSize: about 2/3 of RAM, 3/4 "
+                 "on large Macs), not the whole RAM; `sudo sysctl iogpu.wired_limit_mb=N` (macOS 14+) raises it")
     return Estimate(
         runtime="llama.cpp", device="metal", weights_bytes=weights, activation_bytes=compute + plan.output_bytes,
         kv_cache_bytes=kv_all, overhead_bytes=runtime, peak_bytes=peak, low_bytes=min(low, peak),
