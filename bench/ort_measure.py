@@ -29,9 +29,9 @@ from typing import Any
 from proc_memory import reply, reset_hwm, vm_status
 
 
-def measure(model: str, shapes: dict[str, list[int]], dtypes: dict[str, str], runs: int) -> dict[str, Any]:
+def random_feeds(shapes: dict[str, list[int]], dtypes: dict[str, str]) -> dict[str, Any]:
+    """The inputs every onnxruntime measurement uses: seeded random floats, ones for bools, 0/1 ints."""
     import numpy as np
-    import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     feeds: dict[str, Any] = {}
@@ -43,6 +43,13 @@ def measure(model: str, shapes: dict[str, list[int]], dtypes: dict[str, str], ru
             feeds[name] = np.ones(shape, dtype=dt)
         else:
             feeds[name] = rng.integers(0, 2, size=shape).astype(dt)
+    return feeds
+
+
+def measure(model: str, shapes: dict[str, list[int]], dtypes: dict[str, str], runs: int) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    feeds = random_feeds(shapes, dtypes)
     base = vm_status()
     reset_hwm()
     after_reset = vm_status()

@@ -339,19 +339,10 @@ def child_bare(runtime: str) -> dict[str, Any]:
 def child_ort(path: str, spec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import onnxruntime as ort
+    from ort_measure import random_feeds
     from proc_memory import reset_hwm, vm_status
 
-    dtypes = spec["dtypes"]
-    rng = np.random.default_rng(0)  # bench/ort_measure.py's inputs
-    feeds: dict[str, Any] = {}
-    for name, shape in spec["inputs"].items():
-        dtype = np.dtype(dtypes.get(name, "float32"))
-        if dtype.kind == "f":
-            feeds[name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[name] = np.ones(shape, dtype=dtype)
-        else:
-            feeds[name] = rng.integers(0, 2, size=shape).astype(dtype)
+    feeds = random_feeds(spec["inputs"], spec["dtypes"])
     base = vm_status()
     reset_hwm()
     t0 = time.perf_counter()
