@@ -100,14 +100,13 @@ def spread_estimate(profile: ModelProfile, workload: Workload, runtime: str, fre
     parts = [(i, one_gpu(_part(profile, tensors), workload, runtime))
              for i, tensors in enumerate(placement) if tensors]
     _, full = max(parts, key=lambda p: p[1].required_bytes)
-    whole = one_gpu(profile, workload, runtime)
     layers = [len({t.layer for t in placement[i] if t.layer is not None}) for i, _ in parts]
     layout = ", ".join(f"GPU {i}: {format_bytes(e.required_bytes)}" + (f" ({n} layers)" if n else "")
                        for (i, e), n in zip(parts, layers, strict=True))
     note = (f"device_map='auto' spreads the model over {len(parts)} GPUs (accelerate's balanced placement: "
             f"whole decoder layers, in order, each GPU with its own CUDA context and KV cache, logits on the "
-            f"last): {layout}; the figures are the fullest GPU's")
-    return dataclasses.replace(
-        full, notes=(*whole.notes, note), host_bytes=whole.host_bytes,
-        resolved_inputs=whole.resolved_inputs, spread=tuple((i, e.required_bytes) for i, e in parts),
-    )
+            f"last): {layout}; the figures (and the notes above: its layers' KV cache) are the fullest GPU's")
+    # RAM: loading stages one tensor at a time, so the largest any GPU's part stages (no second estimate)
+    host = max((e.host_bytes or 0 for _, e in parts), default=0)
+    return dataclasses.replace(full, notes=(*full.notes, note), host_bytes=host or None,
+                               spread=tuple((i, e.required_bytes) for i, e in parts))
