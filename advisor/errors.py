@@ -7,15 +7,25 @@ single line that names the file (when there is one) and the problem; the fronts 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# C0 and C1 control characters, DEL, and the Unicode line/paragraph separators: anything that
+# would break a one-line message or move a terminal's cursor.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\n``, ``\x1b``), so it stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
 
 
 class AdvisorError(Exception):
     """Base of every error the fronts show to a person instead of a traceback."""
 
     def __init__(self, problem: str, path: str | Path | None = None) -> None:
-        self.problem = " ".join(problem.split())  # one line, whatever the source said
-        self.path = str(path) if path is not None else None
+        self.problem = escape_controls(" ".join(problem.split()))  # one line, whatever the source said
+        self.path = escape_controls(str(path)) if path is not None else None
         super().__init__(f"{self.path}: {self.problem}" if self.path else self.problem)
 
 

@@ -215,7 +215,11 @@ def test_markdown_has_tables_and_code_blocks(tmp_path: Path, mlp_result: tuple[A
 def test_markdown_escaping() -> None:
     assert md_text("a|b") == "a\\|b"
     assert md_text("`x`") == "\\`x\\`"
-    assert md_text("[a](http://x)") == "[a\\](http://x)"
+    assert md_text("[a](http://x)") == "[a\\](http\\://x)"
+    # bare URLs, www. domains and e-mail addresses stay text (no GFM autolink)
+    assert md_text("see https://evil.example") == "see https\\://evil.example"
+    assert md_text("www.evil.example") == "www\\.evil.example"
+    assert md_text("me@evil.example") == "me\\@evil.example"
     assert md_text("[batch, 32]") == "[batch, 32]"
     assert md_text("line\nbreak") == "line break"
     code = "echo ```not the end```"

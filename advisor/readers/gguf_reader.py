@@ -23,6 +23,7 @@ from gguf.constants import GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType, GGUFVal
 from advisor.dtypes import GGML_QUANT_TYPES, canonical, dtype
 from advisor.errors import ModelFormatError, UnknownDtypeError, UnsupportedFormatError
 from advisor.readers.hf_config import DEFAULT_SW_PATTERN, normalize_layer_types, pattern_layer_types
+from advisor.readers.limits import ARCH_LIMITS, checked_count, product_fits_int64
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, layer_index, summarize_tensors
 
 GGUF_MAGIC_BYTES = b"GGUF"
@@ -33,6 +34,8 @@ _SCALAR_FORMATS: dict[int, str] = {
 }
 _MAX_DIMS = 8  # NOTE: ggml's GGML_MAX_DIMS is 4; allow a little room, refuse garbage
 _DECODE_ARRAY_MAX = 4096  # longer arrays (vocabularies, merges) are counted, not decoded
+_MAX_ARRAY_NESTING = 4  # arrays of arrays: the format allows them, no real model nests them at all
+_MAX_SPLITS = 99_999  # NOTE: llama.cpp's split names have five digits (LLAMA_SPLIT_PATH "%s-%05d-of-%05d.gguf")
 _SPLIT_RE = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
@@ -80,13 +83,16 @@ class _Cursor:
         start = self.need(length, what)
         return bytes(self.buf[start:start + length]).decode("utf-8", errors="replace")
 
-    def value(self, vtype: int, key: str, lengths: dict[str, int]) -> Any:
+    def value(self, vtype: int, key: str, lengths: dict[str, int], depth: int = 0) -> Any:
         if vtype in _SCALAR_FORMATS:
             return self.scalar(_SCALAR_FORMATS[vtype], f"value of {key}")
         if vtype == GGUFValueType.STRING:
             return self.string(f"value of {key}")
         if vtype != GGUFValueType.ARRAY:
             raise ModelFormatError(f"metadata key {key!r} has unknown value type {vtype}", self.path)
+        if depth >= _MAX_ARRAY_NESTING:
+            raise ModelFormatError(f"metadata key {key!r} nests arrays deeper than {_MAX_ARRAY_NESTING} "
+                                   "levels: corrupt", self.path)
         item_type = self.scalar("I", f"array type of {key}")
         count = self.scalar("Q", f"array length of {key}")
         lengths[key] = count
@@ -102,7 +108,7 @@ class _Cursor:
         if item_type == GGUFValueType.STRING and count > _DECODE_ARRAY_MAX:
             self.skip_strings(count, f"array {key}")
             return None
-        return [self.value(item_type, key, {}) for _ in range(count)]
+        return [self.value(item_type, key, {}, depth + 1) for _ in range(count)]
 
     def skip_strings(self, count: int, what: str) -> None:
         """Step over ``count`` strings (a vocabulary) without decoding them: the hot loop of a read."""
@@ -163,19 +169,34 @@ def _parse(p: Path, buf: mmap.mmap) -> GgufHeader:
         if key in kv:
             raise ModelFormatError(f"metadata key {key!r} appears twice: corrupt", p)
         kv[key] = cur.value(cur.scalar("I", f"type of {key}"), key, lengths)
-    infos = [_tensor_info(cur) for _ in range(n_tensors)]
+    infos = _tensor_infos(cur, n_tensors)
     alignment = kv.get("general.alignment", GGUF_DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         raise ModelFormatError(f"general.alignment {alignment!r} is not a power of two", p)
     data_start = -(-cur.pos // alignment) * alignment
-    tensors: list[TensorInfo] = []
-    names: set[str] = set()
-    for name, shape, type_code, rel in infos:
-        if name in names:
-            raise ModelFormatError(f"tensor {name!r} appears twice: corrupt", p)
-        names.add(name)
-        tensors.append(_tensor(p, name, shape, type_code, data_start + rel, rel % alignment, cur.size))
+    tensors = [_tensor(p, name, shape, type_code, data_start + rel, rel % alignment, cur.size)
+               for name, shape, type_code, rel in infos]
     return GgufHeader(p, version, kv, lengths, tuple(tensors), cur.size)
+
+
+def _tensor_infos(cur: _Cursor, count: int) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """The tensor infos, each checked as it is read, so a corrupt count fails at its first bad entry
+    (a repeated name, a shape past int64, data that cannot fit the file) instead of after parsing
+    as many entries as the file could hold."""
+    infos: list[tuple[str, tuple[int, ...], int, int]] = []
+    names: set[str] = set()
+    for _ in range(count):
+        name, shape, type_code, rel = _tensor_info(cur)
+        if name in names:
+            raise ModelFormatError(f"tensor {name!r} appears twice: corrupt", cur.path)
+        names.add(name)
+        if not product_fits_int64(shape):
+            raise ModelFormatError(f"tensor {name!r} shape {list(shape)} overflows int64: corrupt", cur.path)
+        if rel > cur.size:
+            raise ModelFormatError(f"tensor {name!r} data offset {rel} is past the end of the file "
+                                   f"({cur.size} bytes): corrupt or truncated", cur.path)
+        infos.append((name, shape, type_code, rel))
+    return infos
 
 
 def _tensor_info(cur: _Cursor) -> tuple[str, tuple[int, ...], int, int]:
@@ -225,7 +246,10 @@ def read_gguf(path: str | Path) -> ModelProfile:
     tensors = tuple(t for h in headers for t in h.tensors)
     n_params, weight_bytes, params_by, bytes_by = summarize_tensors(tensors)
     kv = main.kv
-    arch = gguf_architecture(kv, main.array_lengths, tensors)
+    try:
+        arch = gguf_architecture(kv, main.array_lengths, tensors)
+    except ModelFormatError as exc:
+        raise ModelFormatError(exc.problem, main.path) from None
     arch_name = kv.get("general.architecture")
     if arch is None and arch_name == "clip":
         notes.append("a CLIP / vision projector GGUF, not a decoder LLM: no KV cache to estimate")
@@ -246,6 +270,9 @@ def _split_paths(first: GgufHeader, count: int) -> list[Path]:
     if not m:
         raise ModelFormatError(f"file says it is split in {count} but its name is not "
                                "NAME-0000i-of-0000N.gguf", first.path)
+    if count > _MAX_SPLITS or int(m["count"]) != count:
+        raise ModelFormatError(f"split.count {count} does not match the file name (of {m['count']}): corrupt",
+                               first.path)
     names = [first.path.with_name(f"{m['prefix']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
     missing = [n.name for n in names if not n.is_file()]
     if missing:
@@ -271,6 +298,17 @@ def _metadata(h: GgufHeader) -> dict[str, Any]:
     return out
 
 
+# Which bound of advisor.readers.limits.ARCH_LIMITS each ``{arch}.*`` key is held to.
+_GGUF_KEY_LIMIT = {
+    "block_count": "layers", "embedding_length": "hidden", "attention.head_count": "heads",
+    "attention.head_count_kv": "heads", "vocab_size": "vocab", "attention.key_length": "head_dim",
+    "attention.value_length": "head_dim", "attention.key_length_mla": "head_dim",
+    "attention.value_length_mla": "head_dim", "rope.dimension_count": "head_dim",
+    "feed_forward_length": "intermediate", "expert_count": "experts", "expert_used_count": "experts",
+    "attention.kv_lora_rank": "rank", "attention.sliding_window": "window",
+}
+
+
 def gguf_architecture(kv: dict[str, Any], lengths: dict[str, int],
                       tensors: tuple[TensorInfo, ...]) -> LlmArchitecture | None:
     """The decoder architecture from ``{arch}.*`` metadata, or None when the keys are missing."""
@@ -282,9 +320,10 @@ def gguf_architecture(kv: dict[str, Any], lengths: dict[str, int],
         value = kv.get(f"{arch}.{key}")
         if isinstance(value, list):  # per-layer values (hybrid models): the largest layer
             value = max((v for v in value if isinstance(v, (int, float))), default=None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
             return None
-        return int(value)
+        return checked_count(int(value) if math.isfinite(value) else value, f"{arch}.{key}",
+                             ARCH_LIMITS[_GGUF_KEY_LIMIT.get(key, "positions")])
 
     n_layers, hidden, heads = num("block_count"), num("embedding_length"), num("attention.head_count")
     if not n_layers or not hidden or not heads:

@@ -9,12 +9,12 @@ DeepSeek-V2/V3) and returns None for configs that are not decoder LLMs (BERT, Vi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from advisor.dtypes import canonical
 from advisor.errors import AdvisorError, ModelFormatError
+from advisor.readers.limits import ARCH_LIMITS, checked_count, load_json_file
 from advisor.readers.profile import LlmArchitecture
 
 FULL = "full_attention"
@@ -43,12 +43,7 @@ DEFAULT_SW_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3_text": 6, "cohere2": 4}
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a ``config.json``; any problem becomes a ModelFormatError naming the file."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"cannot read config.json ({exc.__class__.__name__}: {exc})", p) from None
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"config.json is not valid JSON (line {exc.lineno}: {exc.msg})", p) from None
+    data = load_json_file(p, "config.json")
     if not isinstance(data, dict):
         raise ModelFormatError("config.json must hold a JSON object", p)
     return data
@@ -156,6 +151,8 @@ def _sliding(cfg: dict[str, Any], model_type: str, n_layers: int) -> tuple[int |
         return None, ()
     explicit = cfg.get("layer_types")
     kinds: list[str]
+    if isinstance(explicit, list) and len(explicit) > ARCH_LIMITS["layers"]:
+        raise ModelFormatError(f"layer_types lists {len(explicit)} layers, more than any real model has")
     if isinstance(explicit, list) and explicit and all(isinstance(k, str) for k in explicit):
         kinds = list(explicit)
     elif "sliding_window_pattern" in cfg or model_type in DEFAULT_SW_PATTERN:
@@ -191,15 +188,30 @@ def normalize_layer_types(window: int | None, kinds: list[str] | tuple[str, ...]
     return window, tuple(kinds)
 
 
+# Which bound of advisor.readers.limits.ARCH_LIMITS each config key is held to.
+_KEY_LIMIT = {
+    "num_hidden_layers": "layers", "n_layer": "layers", "num_layers": "layers", "n_layers": "layers",
+    "max_window_layers": "layers", "sliding_window_pattern": "layers",
+    "hidden_size": "hidden", "n_embd": "hidden", "d_model": "hidden", "dim": "hidden",
+    "num_attention_heads": "heads", "n_head": "heads", "num_heads": "heads", "n_heads": "heads",
+    "num_key_value_heads": "heads", "num_kv_heads": "heads", "n_head_kv": "heads",
+    "multi_query_group_num": "heads", "head_dim": "head_dim", "qk_rope_head_dim": "head_dim",
+    "qk_nope_head_dim": "head_dim", "v_head_dim": "head_dim",
+    "vocab_size": "vocab", "padded_vocab_size": "vocab",
+    "intermediate_size": "intermediate", "n_inner": "intermediate", "ffn_hidden_size": "intermediate",
+    "ffn_dim": "intermediate", "num_local_experts": "experts", "num_experts": "experts",
+    "n_routed_experts": "experts", "num_experts_per_tok": "experts", "moe_top_k": "experts",
+    "num_experts_per_token": "experts", "kv_lora_rank": "rank", "sliding_window": "window",
+}
+
+
 def _int(cfg: dict[str, Any], *keys: str) -> int | None:
-    """The first of ``keys`` present with a non-null value, as a non-negative int."""
+    """The first of ``keys`` present with a non-null value, as a non-negative int within its bound."""
     for key in keys:
         value = cfg.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
-            raise ModelFormatError(f"{key} must be a non-negative integer, not {value!r}")
-        return int(value)
+        return checked_count(value, key, ARCH_LIMITS[_KEY_LIMIT.get(key, "positions")])
     return None
 
 

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from advisor.dtypes import ONNX_DTYPES, nbytes, onnx_dtype
 from advisor.errors import ModelFormatError, UnknownDtypeError
+from advisor.readers.limits import inside_store, product_fits_int64
 from advisor.readers.onnx_wire import (
     LEN,
+    MAX_GRAPH_DEPTH,
     TENSOR_DATA_FIELDS,
     VARINT,
     Buffer,
@@ -41,7 +43,6 @@ _GENERIC_NAMES = frozenset({
     "", "main_graph", "torch_jit", "torch-jit-export", "torch_jit_export", "graph", "model",
     "tf2onnx", "onnx_graph", "default", "main",
 })
-_MAX_DEPTH = 64  # nested subgraphs; real models use a handful, a corrupt file could recurse forever
 _SHORT_DOC_CHARS = 300  # model doc_strings up to this long go into metadata
 _STRING = 8  # TensorProto.STRING: no fixed element size, not counted as weights
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
@@ -84,8 +85,8 @@ class _Walk:
     # -- graphs and nodes -------------------------------------------------------------------
     def graph(self, f: Field, depth: int) -> tuple[str, list[TensorSpec], list[TensorSpec], set[str]]:
         """Walk a GraphProto; return its name, inputs, outputs and initializer names."""
-        if depth > _MAX_DEPTH:
-            raise self.fail(f"subgraphs nested deeper than {_MAX_DEPTH} levels")
+        if depth > MAX_GRAPH_DEPTH:
+            raise self.fail(f"subgraphs nested deeper than {MAX_GRAPH_DEPTH} levels")
         expect(f, LEN)
         buf, scope = self.buf, set[str]()
         name, inputs, outputs = "", list[TensorSpec](), list[TensorSpec]()
@@ -261,13 +262,21 @@ class _Walk:
         except UnknownDtypeError as exc:
             raise self.fail(f"tensor {name!r}: {exc.problem}") from None
         if any(d < 0 for d in t.dims):
-            raise self.fail(f"tensor {name!r} has a negative dimension {list(t.dims)}")
+            raise self.fail(f"tensor {name!r} has a negative dimension {_dims(t.dims)}")
+        if not product_fits_int64(t.dims):
+            raise self.fail(f"tensor {name!r} dims {_dims(t.dims)} overflow int64: corrupt")
         n = math.prod(t.dims)
         size = nbytes(dt, n)
         offset: int | None
         if t.data_location == _EXTERNAL:
             file, offset = self.external(t, name, size)
         else:
+            if n and t.data is None:
+                # NOTE: onnx's checker requires exactly one value field (onnx/checker.cc check_tensor).
+                raise self.fail(f"tensor {name!r} has dims {_dims(t.dims)} but no data: corrupt")
+            if size > self.size:
+                raise self.fail(f"tensor {name!r} dims {_dims(t.dims)} need {size} bytes, more than the "
+                                f"whole file ({self.size} bytes): corrupt")
             file, offset = str(self.path), self.embedded_offset(t, name, dt, size)
         self.pending.append((name, dt, t.dims, n, size, file, offset, fixed_consumers))
 
@@ -291,13 +300,11 @@ class _Walk:
         if (PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute()
                 or PureWindowsPath(location).drive or location.startswith(("\\", "/"))):
             raise self.fail(f"tensor {name!r}: refusing absolute external data location {location!r}")
+        if "\x00" in location or len(location) > 4096:
+            raise self.fail(f"tensor {name!r}: external data location {location[:60]!r} is not a file name")
         folder = self.path.parent
         target = folder / location
-        try:
-            inside = target.resolve().is_relative_to(folder.resolve())
-        except (OSError, RuntimeError):
-            inside = False
-        if not inside:
+        if not inside_store(Path(location), folder):
             raise self.fail(f"tensor {name!r}: refusing external data location {location!r} "
                             "outside the model's folder")
         try:
@@ -380,6 +387,11 @@ class _Walk:
                     dim = None if text in ("", "?", "-1", "0") else text
             dims.append(dim)
         return tuple(dims)
+
+
+def _dims(dims: tuple[int, ...]) -> str:
+    text = str(list(dims))
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _model_fields(walk: _Walk) -> dict[str, Any]:

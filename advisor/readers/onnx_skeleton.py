@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from advisor.errors import ModelFormatError
-from advisor.readers.onnx_wire import TENSOR_DATA_FIELDS, Buffer, WireError, iter_fields, mapped_onnx, rewrite
+from advisor.readers.onnx_wire import (
+    MAX_GRAPH_DEPTH,
+    TENSOR_DATA_FIELDS,
+    Buffer,
+    WireError,
+    iter_fields,
+    mapped_onnx,
+    rewrite,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -27,6 +35,7 @@ class _Skeleton:
 
     def __init__(self, keep_data_bytes: int) -> None:
         self.keep = keep_data_bytes
+        self.depth = 0  # graphs inside graphs (If/Loop bodies, training_info): bounded like the reader's
         g, node, tensor, sparse = self.graph, self.node, self.tensor, self.sparse
         self.model_h = {7: g, 20: self.training, 25: self.function}
         self.graph_h = {1: node, 5: tensor, 15: sparse}
@@ -36,7 +45,13 @@ class _Skeleton:
         return rewrite(buf, start, end, self.model_h)
 
     def graph(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, self.graph_h)
+        if self.depth >= MAX_GRAPH_DEPTH:
+            raise WireError(f"subgraphs nested deeper than {MAX_GRAPH_DEPTH} levels", start)
+        self.depth += 1
+        try:
+            return rewrite(buf, start, end, self.graph_h)
+        finally:
+            self.depth -= 1
 
     def node(self, buf: Buffer, start: int, end: int) -> bytes | None:
         return rewrite(buf, start, end, {5: self.attribute})

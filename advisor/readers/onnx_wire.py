@@ -32,6 +32,7 @@ I32 = 5
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 _MAX_VARINT_BYTES = 10  # a 64-bit varint takes at most 10 bytes
+MAX_GRAPH_DEPTH = 64  # nested subgraphs; real models use a handful, a corrupt file could recurse forever
 
 
 class WireError(Exception):
@@ -176,9 +177,18 @@ def expect(field: Field, wire_type: int) -> Field:
 
 
 def read_str(buf: Buffer, field: Field) -> str:
-    """The UTF-8 string in a ``LEN`` field (undecodable bytes replaced, never an exception)."""
+    """The UTF-8 string in a ``LEN`` field.
+
+    Raises:
+        WireError: the bytes are not UTF-8. Protobuf requires valid UTF-8 in ``string`` fields, and
+            Python's protobuf hands such a field back as ``bytes``, which would then meet ``str``
+            names in the rest of the graph (sorting, JSON keys).
+    """
     expect(field, LEN)
-    return bytes(buf[field.start:field.end]).decode("utf-8", errors="replace")
+    try:
+        return bytes(buf[field.start:field.end]).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("a name or string that is not valid UTF-8", field.start) from None
 
 
 def read_ints(buf: Buffer, field: Field) -> list[int]:

@@ -8,7 +8,6 @@ tensor data is never read, so a 140 GB folder is analysed from a few hundred kil
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
@@ -19,11 +18,14 @@ from typing import Any
 from advisor.dtypes import canonical, nbytes
 from advisor.errors import ModelFormatError, UnknownDtypeError
 from advisor.readers.hf_config import load_config, parse_config
+from advisor.readers.limits import load_json_file, loads_json, product_fits_int64
 from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, layer_index, summarize_tensors
 
 # NOTE: the safetensors crate refuses headers over 100 MB (safetensors/src/tensor.rs, MAX_HEADER_SIZE).
 MAX_HEADER_BYTES = 100_000_000
 INDEX_SUFFIX = ".safetensors.index.json"
+_MAX_DIMS = 64  # NOTE: the safetensors crate has no limit; ONNX Runtime and torch stop at 64 dims
+_MAX_NAME_BYTES = 255  # a shard file name: NAME_MAX on Linux, macOS and Windows
 _META_VALUE_CHARS = 200  # __metadata__ values can hold whole configs; keep what a person can read
 _GENERIC_STEMS = frozenset({"model", "consolidated", "diffusion_pytorch_model", "adapter_model"})
 
@@ -83,15 +85,10 @@ def read_header(path: str | Path) -> SafetensorsHeader:
 
 
 def _decode_json(raw: bytes, path: Path) -> dict[str, Any]:
-    try:
-        text = raw.decode("utf-8")
-        if not text.startswith("{"):
-            raise ValueError("does not start with '{'")
-        header = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).split(":")[0]
-        problem = f"header is not valid JSON ({reason}): corrupt or not safetensors"
-        raise ModelFormatError(problem, path) from None
+    if not raw.startswith(b"{"):
+        raise ModelFormatError("header is not valid JSON (does not start with '{'): corrupt or not safetensors",
+                               path)
+    header = loads_json(raw, path, "safetensors header")
     if not isinstance(header, dict):
         raise ModelFormatError("header is not a JSON object", path)
     return header
@@ -136,10 +133,13 @@ def _tensor(path: Path, name: str, entry: Any, data_start: int) -> tuple[int, in
         dtype = canonical(dtype_raw)
     except UnknownDtypeError:
         raise UnknownDtypeError(f"tensor {name!r} has unknown dtype {dtype_raw!r}", path) from None
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise ModelFormatError(f"tensor {name!r} shape {shape!r} is not a list of sizes", path)
+    if not isinstance(shape, list) or len(shape) > _MAX_DIMS or not all(_is_count(d) for d in shape):
+        raise ModelFormatError(f"tensor {name!r} shape {_short(shape)} is not a list of up to {_MAX_DIMS} sizes",
+                               path)
+    if not product_fits_int64(shape):
+        raise ModelFormatError(f"tensor {name!r} shape {_short(shape)} overflows int64: corrupt", path)
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
-        raise ModelFormatError(f"tensor {name!r} data_offsets {offsets!r} is not [begin, end]", path)
+        raise ModelFormatError(f"tensor {name!r} data_offsets {_short(offsets)} is not [begin, end]", path)
     begin, end = offsets
     n = math.prod(shape)
     need = nbytes(dtype, n)
@@ -153,6 +153,11 @@ def _tensor(path: Path, name: str, entry: Any, data_start: int) -> tuple[int, in
         offset=data_start + begin, layer=layer_index(name),
     )
     return begin, end, info
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_count(value: Any) -> bool:
@@ -211,9 +216,12 @@ def _index_shards(index: Path) -> tuple[list[str], int | None]:
         raise ModelFormatError("index has no weight_map of tensor name → shard file", index)
     shards = list(dict.fromkeys(weight_map.values()))
     for shard in shards:
+        if "\x00" in shard or any(len(part.encode("utf-8", "replace")) > _MAX_NAME_BYTES
+                                   for part in shard.split("/")):
+            raise ModelFormatError(f"index names shard {_short(shard)}, which is not a file name", index)
         sp = Path(shard)
         if sp.is_absolute() or ".." in sp.parts:
-            raise ModelFormatError(f"index names shard {shard!r} outside its folder", index)
+            raise ModelFormatError(f"index names shard {_short(shard)} outside its folder", index)
     if not shards:
         raise ModelFormatError("index lists no shards", index)
     meta = data.get("metadata")
@@ -222,10 +230,7 @@ def _index_shards(index: Path) -> tuple[list[str], int | None]:
 
 
 def _load_index(index: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFormatError(f"cannot read the shard index ({exc.__class__.__name__})", index) from None
+    data = load_json_file(index, "the shard index")
     if not isinstance(data, dict):
         raise ModelFormatError("shard index must hold a JSON object", index)
     return data

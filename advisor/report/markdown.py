@@ -18,12 +18,27 @@ _ENTITY_RE = re.compile(r"&(?=#?\w+;)")
 _MD_SPECIAL = re.compile(r"([\\`*|]|\](?=[(\[]))")
 
 
+# GitHub-flavored Markdown (and markdown-it's linkify) turn bare ``http://``/``https://``/``ftp://``
+# URLs, ``www.`` domains and e-mail addresses into links (https://github.github.com/gfm/#autolinks-extension-).
+# A backslash before the ``:``, the ``.`` or the ``@`` is an escape both honour (they render the
+# character itself), and the autolink scanners no longer see the pattern.
+_AUTOLINK_COLON = re.compile(r"(?i)(\b(?:https?|ftp|file|mailto|xmpp))(?=:)")
+_AUTOLINK_WWW = re.compile(r"(?i)(\bwww)(?=\.)")
+_AUTOLINK_AT = re.compile(r"(?<=\w)(?=@\w)")
+
+
 def md_text(value: Any) -> str:
-    """``value`` as one line of inert Markdown text (safe in table cells and headings)."""
+    """``value`` as one line of inert Markdown text (safe in table cells and headings).
+
+    Inert: no table cell breaks (``|``), no code, no HTML, no links, no autolinks from bare URLs.
+    """
     text = " ".join(str(value).split())
     text = _ENTITY_RE.sub("&amp;", text)
     text = text.replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    text = _AUTOLINK_COLON.sub(r"\1\\", text)
+    text = _AUTOLINK_WWW.sub(r"\1\\", text)
+    return _AUTOLINK_AT.sub(r"\\", text)
 
 
 def fenced(code: str, info: str = "") -> str:
