@@ -284,19 +284,6 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
     return doc
 
 
-def _encode_varint(value: int) -> bytes:
-    value &= 2**64 - 1
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def mutate_json_doc(doc: Any, rng: random.Random, ops: list[str]) -> Any:
     """One structure-aware mutation of a parsed JSON document (returns the new root)."""
     nodes = _nodes(doc)
@@ -416,7 +403,9 @@ def mutate_bytes(data: bytearray, hot: int, rng: random.Random, ops: list[str]) 
         ops.append(f"int{width * 8} {order} at {pos} := {value & mask}")
     elif what == "varint":
         value = rng.choice((*BOUNDARY_INTS, -1, -2))
-        enc = _encode_varint(value)
+        from advisor.readers.onnx_wire import encode_varint  # seeds are built first: advisor is on sys.path
+
+        enc = encode_varint(value & (2**64 - 1))
         old = 1
         while pos + old - 1 < size and data[pos + old - 1] & 0x80 and old < 10:
             old += 1

@@ -96,12 +96,7 @@ def read_side_file(path: Path, what: str, limit: int = MAX_SIDE_FILE_BYTES) -> b
     Raises:
         ModelFormatError: missing, not a regular file, unreadable, or larger than ``limit``.
     """
-    try:
-        st = path.stat()
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"cannot read {what} ({_reason(exc)})", path) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelFormatError(f"{what} is not a regular file", path)
+    st = require_regular(path, what)
     if st.st_size > limit:
         raise ModelFormatError(f"{what} is {st.st_size} bytes, over the {limit >> 20} MiB a real one "
                                "could need: corrupt or not what it is named", path)
