@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 from advisor.errors import AdvisorError, ModelFormatError, escape_controls
 from advisor.readers import read_model
 from advisor.readers.limits import inside_store, json_depth_exceeds
+from tests.builders.gguf_models import tiny_llama_gguf
 
 
 def _st_file(path: Path, header: bytes) -> Path:
@@ -131,3 +132,9 @@ def test_onnx_name_not_utf8(tmp_path: Path) -> None:
     data = model.SerializeToString().replace(b"\x12\x01y", b"\x12\x01\xf8")
     (tmp_path / "m.onnx").write_bytes(data)
     assert "UTF-8" in _one_line_error(tmp_path / "m.onnx")
+
+
+def test_gguf_block_count_beyond_its_tensors(tmp_path: Path) -> None:
+    path = tiny_llama_gguf(tmp_path / "m.gguf", extra={"{arch}.block_count": 8000})
+    text = _one_line_error(path)
+    assert "m.gguf" in text and "block_count is 8000" in text and "blk.1" in text

@@ -328,6 +328,12 @@ def gguf_architecture(kv: dict[str, Any], lengths: dict[str, int],
     n_layers, hidden, heads = num("block_count"), num("embedding_length"), num("attention.head_count")
     if not n_layers or not hidden or not heads:
         return None
+    top = max((t.layer for t in tensors if t.layer is not None), default=None)
+    if top is not None and n_layers > top + 1:
+        # NOTE: llama-model.cpp load_tensors() creates blk.{i}.* for every i < block_count and fails
+        # on the first missing one ("missing tensor 'blk.N.attn_norm.weight'").
+        raise ModelFormatError(f"{arch}.block_count is {n_layers} but the tensors stop at blk.{top}: "
+                               "corrupt (llama.cpp would fail on a missing tensor)")
     by_name = {t.name: t for t in tensors}
     embd = by_name.get("token_embd.weight")
     vocab = lengths.get("tokenizer.ggml.tokens") or num("vocab_size") or (embd.shape[0] if embd else 0)

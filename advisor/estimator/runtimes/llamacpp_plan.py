@@ -305,8 +305,11 @@ def plan_llamacpp(
     swa_cells = n_ctx if swa_full else round_up(min(n_ctx, (arch.sliding_window or 0) * n_seq + N_UBATCH),
                                                 N_CTX_PAD)
     cells = [swa_cells if s else n_ctx for s in slides]
-    kv_layers = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent+v") for c in cells]
-    kv_low = [layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent") for c in cells]
+    # Two cell counts at most (full, sliding): price each once, not once per layer.
+    kv_of = {c: (layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent+v"),
+                 layer_kv_bytes(arch, c, kv_dtype, mla_layout="latent")) for c in set(cells)}
+    kv_layers = [kv_of[c][0] for c in cells]
+    kv_low = [kv_of[c][1] for c in cells]
     on_gpu = [cuda and i >= first_gpu for i in range(n_layers)]
     n_tok = min(n_ctx, N_UBATCH)
     # NOTE: sched_reserve() (llama-context.cpp) reserves n_ubatch tokens against every cell of a
