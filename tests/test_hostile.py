@@ -14,6 +14,7 @@ from advisor.errors import AdvisorError, ModelFormatError, escape_controls
 from advisor.readers import read_model
 from advisor.readers.limits import inside_store, json_depth_exceeds
 from tests.builders.gguf_models import tiny_llama_gguf
+from tests.builders.safetensors_models import tiny_llama_folder
 
 
 def _st_file(path: Path, header: bytes) -> Path:
@@ -138,3 +139,15 @@ def test_gguf_block_count_beyond_its_tensors(tmp_path: Path) -> None:
     path = tiny_llama_gguf(tmp_path / "m.gguf", extra={"{arch}.block_count": 8000})
     text = _one_line_error(path)
     assert "m.gguf" in text and "block_count is 8000" in text and "blk.1" in text
+
+
+def test_hf_config_counts_more_layers_than_the_weights(tmp_path: Path) -> None:
+    folder = tiny_llama_folder(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": 10000}))
+    text = _one_line_error(folder)
+    assert "config.json" in text and "num_hidden_layers is 10000" in text and "layer 1" in text
+    # one shard of a sharded set, read alone, holds only some layers: not an error
+    sharded = tiny_llama_folder(tmp_path / "s", n_layers=4, n_shards=2)
+    first = sorted(sharded.glob("*.safetensors"))[0]
+    assert read_model(first).arch is not None

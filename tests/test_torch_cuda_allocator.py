@@ -7,6 +7,8 @@ threshold, 2 MiB large rounding) changes at least one of them.
 
 from __future__ import annotations
 
+import pytest
+
 from advisor.estimator.mechanisms import cuda_caching_allocator as tca
 from advisor.estimator.mechanisms.cuda_caching_allocator import AllocatorPeak, CachingAllocator, DecoderShape
 
@@ -128,3 +130,22 @@ def test_generate_peak_of_a_one_layer_decoder_by_hand() -> None:
     # are carved from its 17 MiB rest (up reuses gate's freed block: 3 + 4 + 3 × 2 ≤ 20); every other
     # tensor is ≤ 1 MiB and fits one 2 MiB small segment
     assert peak == AllocatorPeak(allocated=expected, reserved=20 * MIB + 2 * MIB)
+
+
+def _deep_shape(n: int) -> DecoderShape:
+    return DecoderShape(n_layers=n, hidden=4096, q_dim=4096, k_dim=1024, v_dim=1024, inter=14336, rope_dim=128,
+                        vocab=32000, act_bytes=2, kv_token_bytes=(4096,) * n,
+                        windows=tuple(1024 if i % 2 else 0 for i in range(n)))
+
+
+def test_deep_decoder_is_replayed_shallow_and_extended_per_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = tca._MAX_REPLAY_LAYERS + 34
+    weights = (32000 * 4096 * 2,) + (4096 * 4096 * 2, 14336 * 4096 * 2) * n
+    args = (weights, 2, 512, 256, 32 * MIB)
+    shallow = tca.generate_peak(_deep_shape(n), *args)
+    tca.generate_peak.cache_clear()
+    monkeypatch.setattr(tca, "_MAX_REPLAY_LAYERS", 10**6)
+    full = tca.generate_peak(_deep_shape(n), *args)
+    tca.generate_peak.cache_clear()
+    assert abs(shallow.allocated - full.allocated) <= 0.002 * full.allocated
+    assert -0.04 * full.reserved <= shallow.reserved - full.reserved <= 0.01 * full.reserved

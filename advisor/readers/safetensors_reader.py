@@ -193,7 +193,8 @@ def _read_single(p: Path) -> ModelProfile:
         except ModelFormatError:
             pass
     config = folder / "config.json"
-    return _profile(p, [read_header(p)], config if config.is_file() else None, notes, _name_for_file(p))
+    return _profile(p, [read_header(p)], config if config.is_file() else None, notes, _name_for_file(p),
+                    complete=not notes)
 
 
 def _read_folder(opened: Path, folder: Path) -> ModelProfile:
@@ -259,8 +260,27 @@ def _read_shards(
     return _profile(opened, headers, config if config.is_file() else None, notes, _name_for_folder(folder))
 
 
+def _check_layer_count(n_layers: int, tensors: tuple[TensorInfo, ...], config_path: Path) -> None:
+    """Refuse a config that counts more layers than the weights hold (a missing shard, a wrong config).
+
+    Judged only where the layer-indexed tensors hold most of the bytes (the regex found the decoder
+    stack, not a small indexed sub-module). A multimodal tower sharing ``layers.N`` names only raises
+    the top index, and an extra MTP layer at index ``n_layers`` (DeepSeek-V3) stays within it.
+    """
+    layered = [t for t in tensors if t.layer is not None]
+    if not layered or 2 * sum(t.nbytes for t in layered) < sum(t.nbytes for t in tensors):
+        return
+    top = max(t.layer for t in layered if t.layer is not None)
+    if n_layers > top + 1:
+        # NOTE: transformers' from_pretrained would build every configured layer and initialise
+        # the missing ones at random ("Some weights ... were newly initialized"): not this model.
+        raise ModelFormatError(f"num_hidden_layers is {n_layers} but the weights stop at layer {top}: "
+                               "a shard is missing or the config belongs to another model", config_path)
+
+
 def _profile(
-    opened: Path, headers: list[SafetensorsHeader], config_path: Path | None, notes: list[str], name: str
+    opened: Path, headers: list[SafetensorsHeader], config_path: Path | None, notes: list[str], name: str,
+    *, complete: bool = True,
 ) -> ModelProfile:
     tensors = tuple(t for h in headers for t in h.tensors)
     n_dupes = len(tensors) - len({t.name for t in tensors})
@@ -272,6 +292,8 @@ def _profile(
     if config_path is not None:
         config = load_config(config_path)
         arch = parse_config(config, source=config_path)
+        if arch is not None and complete:
+            _check_layer_count(arch.n_layers, tensors, config_path)
         name = _name_from_config(name, config)
         metadata.update(_config_metadata(config))
         if arch is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from advisor.readers.profile import TensorInfo
@@ -30,7 +31,12 @@ def tensor_role(tensor: TensorInfo) -> str:
     """
     if len(tensor.shape) < 2:
         return "vector"
-    name = tensor.name
+    return _name_role(tensor.name)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _name_role(name: str) -> str:
+    # a plan prices every tensor for each option: the regexes run once per name, not per pricing
     for role, pattern in _ROLE_PATTERNS:
         if pattern.search(name):
             return role
