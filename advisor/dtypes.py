@@ -7,6 +7,7 @@ An unknown type raises :class:`~advisor.errors.UnknownDtypeError` instead of gue
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from advisor.errors import UnknownDtypeError
@@ -90,6 +91,7 @@ _ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical(name: str) -> str:
     """Map a format's type name onto the canonical one, or raise UnknownDtypeError."""
     key = name.strip().lower()

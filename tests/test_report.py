@@ -10,7 +10,11 @@ import html
 import json
 import os
 import re
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -359,3 +363,28 @@ def test_interrupted_serializer_leaves_nothing(tmp_path: Path, mlp_result: tuple
 def test_written_report_is_readable_by_others(tmp_path: Path, mlp_result: tuple[Analysis, Plan]) -> None:
     out = write_report(*mlp_result, tmp_path / "r.html")
     assert out.stat().st_mode & 0o044 == 0o044  # not mkstemp's 0600: a report is for sharing
+
+
+def test_a_killed_writers_temp_is_swept_on_the_next_write(tmp_path: Path) -> None:
+    out = tmp_path / "plan [v2].md"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom advisor.report.atomic import atomic_write\n"
+            "def w(tmp):\n    tmp.write_text('half')\n    print('writing', flush=True)\n    time.sleep(60)\n"
+            "atomic_write(Path(sys.argv[1]), w)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "writing"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    left = list(tmp_path.glob("*.part"))
+    assert len(left) == 1 and f".{child.pid}-" in left[0].name  # SIGKILL: nothing could clean up
+    ours = tmp_path / f".{out.name}.{os.getpid()}-{atomic_mod._host_tag()}.abc123.part"  # a live writer's
+    old = tmp_path / f".{out.name}.legacy.part"  # no owner in the name: judged by age
+    fresh = tmp_path / f".{out.name}.recent.part"
+    other = tmp_path / f".other.md.{child.pid}-{atomic_mod._host_tag()}.x.part"  # another target's
+    for p in (ours, old, fresh, other):
+        p.write_text("x")
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    atomic_mod.atomic_write_text(out, "whole")
+    assert out.read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.glob(".*.part")) == sorted(p.name for p in (ours, fresh, other))
