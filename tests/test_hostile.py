@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from onnx import TensorProto, helper
 
+from advisor.analysis import analyze, resolve_target
 from advisor.errors import AdvisorError, ModelFormatError, escape_controls
+from advisor.estimator.types import Workload
 from advisor.readers import read_model
 from advisor.readers.limits import inside_store, json_depth_exceeds
+from advisor.readers.onnx_wire import encode_len_field, encode_varint
 from tests.builders.gguf_models import tiny_llama_gguf
 from tests.builders.safetensors_models import tiny_llama_folder
 
@@ -151,3 +154,55 @@ def test_hf_config_counts_more_layers_than_the_weights(tmp_path: Path) -> None:
     sharded = tiny_llama_folder(tmp_path / "s", n_layers=4, n_shards=2)
     first = sorted(sharded.glob("*.safetensors"))[0]
     assert read_model(first).arch is not None
+
+
+@pytest.mark.parametrize(("name", "count", "expect"), [
+    ("m-00001-of-00002.gguf", 10**9, "split.count 1000000000 does not match"),
+    ("m.gguf", 10**9, "its name is not"),
+    ("m-00001-of-99999.gguf", 99_999, "missing split file m-00002-of-99999.gguf"),
+])
+def test_gguf_split_count_is_checked_before_any_list_is_built(tmp_path: Path, name: str, count: int,
+                                                              expect: str) -> None:
+    path = tiny_llama_gguf(tmp_path / name, extra={"split.count": count, "split.no": 0})
+    assert expect in _one_line_error(path)
+
+
+def _deep_subgraph_bytes(levels: int) -> bytes:
+    """A GraphProto whose node holds a graph attribute whose node holds one, ``levels`` deep.
+
+    Encoded by hand, each level's prefix computed from the inner length, so the file is a few
+    bytes per level (building it with onnx.helper copies every inner graph into each outer one).
+    """
+    def head(number: int, payload_len: int) -> bytes:
+        return encode_varint(number << 3 | 2) + encode_varint(payload_len)
+
+    inner = 0  # the innermost graph is empty
+    prefixes: list[bytes] = []
+    for _ in range(levels):
+        attr_head = head(1, 1) + b"b" + encode_varint(20 << 3) + encode_varint(5)  # name "b", type GRAPH
+        attr_len = len(attr_head) + len(head(6, inner)) + inner
+        node_head = head(4, 2) + b"If"  # op_type
+        node_len = len(node_head) + len(head(5, attr_len)) + attr_len
+        prefixes.append(head(1, node_len) + node_head + head(5, attr_len) + attr_head + head(6, inner))
+        inner = len(head(1, node_len)) + node_len
+    body = b"".join(reversed(prefixes))
+    assert len(body) == inner
+    return body
+
+
+@pytest.mark.parametrize("where", ["graph", "training_info"])
+def test_onnx_subgraphs_nested_100000_deep(tmp_path: Path, where: str) -> None:
+    body = _deep_subgraph_bytes(100_000)
+    body_len = len(body)
+    opset = encode_len_field(8, encode_varint(2 << 3) + encode_varint(17))
+    if where == "graph":
+        model = encode_varint(1 << 3) + encode_varint(10) + opset + encode_varint(7 << 3 | 2) + encode_varint(body_len)
+    else:  # TrainingInfoProto.algorithm (field 2) inside ModelProto.training_info (field 20)
+        algo = encode_varint(2 << 3 | 2) + encode_varint(body_len)
+        model = (encode_varint(1 << 3) + encode_varint(10) + opset + encode_len_field(7, b"")
+                 + encode_varint(20 << 3 | 2) + encode_varint(len(algo) + body_len) + algo)
+    path = tmp_path / "deep.onnx"
+    path.write_bytes(model + body)
+    with pytest.raises(AdvisorError) as info:  # the reader skips training_info; the graph walk does not
+        analyze(read_model(path), resolve_target("rpi5-8gb", None), Workload())
+    assert "nested deeper than 64 levels" in str(info.value) and "\n" not in str(info.value)

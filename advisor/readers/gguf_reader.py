@@ -274,9 +274,9 @@ def _split_paths(first: GgufHeader, count: int) -> list[Path]:
         raise ModelFormatError(f"split.count {count} does not match the file name (of {m['count']}): corrupt",
                                first.path)
     names = [first.path.with_name(f"{m['prefix']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
-    missing = [n.name for n in names if not n.is_file()]
+    missing = next((n.name for n in names if not n.is_file()), None)
     if missing:
-        raise ModelFormatError(f"missing split file {missing[0]}", first.path.parent)
+        raise ModelFormatError(f"missing split file {missing}", first.path.parent)
     return names
 
 
