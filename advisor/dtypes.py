@@ -103,7 +103,8 @@ def canonical(name: str) -> str:
 
 def dtype(name: str) -> DType:
     """The :class:`DType` for any accepted spelling of ``name``."""
-    return DTYPES[canonical(name)]
+    found = DTYPES.get(name)  # canonical names (what readers store) skip the alias lookup
+    return found if found is not None else DTYPES[canonical(name)]
 
 
 def nbytes(name: str, n_elements: int) -> int:

@@ -209,7 +209,9 @@ def prune_structured(profile: ModelProfile, fraction: float) -> tuple[ModelProfi
             rows = max(1, round(t.shape[0] * (1 - fraction)))
             shape = (rows, *t.shape[1:])
             n = t.n_elements // t.shape[0] * rows
-            tensors.append(replace(t, shape=shape, n_elements=n, nbytes=nbytes(t.dtype, n)))
+            # the constructor, not dataclasses.replace: this runs once per tensor (a million in a header)
+            tensors.append(TensorInfo(t.name, t.dtype, shape, n, nbytes(t.dtype, n), t.file, t.offset,
+                                      t.consumers, t.layer))
             n_cut += 1
         else:
             tensors.append(t)

@@ -28,7 +28,7 @@ class TensorSpec:
     dtype: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a header can hold a million of them
 class TensorInfo:
     """One stored weight tensor.
 

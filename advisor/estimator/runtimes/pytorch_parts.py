@@ -12,6 +12,7 @@ What a Hugging Face model costs beyond its weights and KV cache, as mechanisms:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -232,6 +233,7 @@ def load_dtype(profile: ModelProfile) -> str:
     return max(floats, key=lambda k: floats[k]) if floats else "float32"
 
 
+@functools.lru_cache(maxsize=256)
 def _is_float(dtype: str) -> bool:
     return dtype.startswith(("float", "bfloat")) and dtype not in GGML_QUANT_TYPES
 
