@@ -98,6 +98,8 @@ def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto
             if data is None:
                 data = bytes(mm)  # nothing big to drop: the file is its own skeleton
         except WireError as exc:
+            if str(exc).startswith("subgraphs nested"):  # well-formed, but past the bound: say that
+                raise ModelFormatError(f"{exc}: corrupt or hostile", path) from None
             raise ModelFormatError(f"not a valid ONNX file (corrupt or truncated protobuf: {exc})",
                                    path) from None
     model = onnx.ModelProto()
