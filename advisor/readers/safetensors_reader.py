@@ -133,12 +133,12 @@ def _tensor(path: Path, name: str, entry: Any, data_start: int) -> tuple[int, in
         dtype = canonical(dtype_raw)
     except UnknownDtypeError:
         raise UnknownDtypeError(f"tensor {name!r} has unknown dtype {dtype_raw!r}", path) from None
-    if not isinstance(shape, list) or len(shape) > _MAX_DIMS or not all(_is_count(d) for d in shape):
+    if not isinstance(shape, list) or len(shape) > _MAX_DIMS or not _counts(shape):
         raise ModelFormatError(f"tensor {name!r} shape {_short(shape)} is not a list of up to {_MAX_DIMS} sizes",
                                path)
     if not product_fits_int64(shape):
         raise ModelFormatError(f"tensor {name!r} shape {_short(shape)} overflows int64: corrupt", path)
-    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
+    if not isinstance(offsets, list) or len(offsets) != 2 or not _counts(offsets):
         raise ModelFormatError(f"tensor {name!r} data_offsets {_short(offsets)} is not [begin, end]", path)
     begin, end = offsets
     n = math.prod(shape)
@@ -160,8 +160,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _counts(values: list[Any]) -> bool:
+    """Whether every item is a non-negative int (not a bool): C-level passes, run once per tensor."""
+    return not values or (set(map(type, values)) == {int} and min(values) >= 0)
 
 
 def read_safetensors(path: str | Path) -> ModelProfile:
