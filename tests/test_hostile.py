@@ -206,3 +206,12 @@ def test_onnx_subgraphs_nested_100000_deep(tmp_path: Path, where: str) -> None:
     with pytest.raises(AdvisorError) as info:  # the reader skips training_info; the graph walk does not
         analyze(read_model(path), resolve_target("rpi5-8gb", None), Workload())
     assert "nested deeper than 64 levels" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_config_with_a_huge_flat_list_of_objects(tmp_path: Path) -> None:
+    # bench/fuzz.py found this one hanging (safetensors #24591): the depth check removed one level
+    # of brackets per pass over the whole text; it now takes one running count
+    folder = tiny_llama_folder(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "architectures": [{}] * 200_000}))
+    assert read_model(folder).arch is not None
