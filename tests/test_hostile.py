@@ -215,3 +215,10 @@ def test_config_with_a_huge_flat_list_of_objects(tmp_path: Path) -> None:
     cfg = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**cfg, "architectures": [{}] * 200_000}))
     assert read_model(folder).arch is not None
+
+
+def test_a_shard_named_as_one_of_a_set_is_not_judged_alone(tmp_path: Path) -> None:
+    sharded = tiny_llama_folder(tmp_path / "s", n_layers=4, n_shards=2, with_index=False)
+    first = sorted(sharded.glob("*.safetensors"))[0]
+    assert first.name.endswith("-of-00002.safetensors")
+    assert read_model(first).arch is not None

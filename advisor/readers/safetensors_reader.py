@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, l
 MAX_HEADER_BYTES = 100_000_000
 INDEX_SUFFIX = ".safetensors.index.json"
 _MAX_DIMS = 64  # NOTE: the safetensors crate has no limit; ONNX Runtime and torch stop at 64 dims
+_SHARD_NAME = re.compile(r"-\d+-of-\d+\.safetensors$")  # transformers' model-00001-of-00004.safetensors
 _MAX_NAME_BYTES = 255  # a shard file name: NAME_MAX on Linux, macOS and Windows
 _META_VALUE_CHARS = 200  # __metadata__ values can hold whole configs; keep what a person can read
 _GENERIC_STEMS = frozenset({"model", "consolidated", "diffusion_pytorch_model", "adapter_model"})
@@ -186,6 +188,8 @@ def _read_single(p: Path) -> ModelProfile:
     notes: list[str] = []
     folder = p.absolute().parent
     index = folder / "model.safetensors.index.json"
+    # one shard of a set holds only some of the layers its config counts
+    partial = bool(_SHARD_NAME.search(p.name)) or (index.is_file() and p.name != "model.safetensors")
     if index.is_file() and p.name != "model.safetensors":
         try:
             n_shards = len(_index_shards(index)[0])
@@ -195,7 +199,7 @@ def _read_single(p: Path) -> ModelProfile:
             pass
     config = folder / "config.json"
     return _profile(p, [read_header(p)], config if config.is_file() else None, notes, _name_for_file(p),
-                    complete=not notes)
+                    complete=not partial)
 
 
 def _read_folder(opened: Path, folder: Path) -> ModelProfile:
