@@ -22,6 +22,7 @@ from advisor.estimator.types import KV_CACHE_DTYPES, RUNTIMES, Workload
 
 SUBCOMMANDS = ("analyze", "plan", "probe", "devices", "report")
 EXIT_OK = 0
+EXIT_DOES_NOT_FIT = 1  # only with --check; an internal error is 1 too, but says so on stderr
 EXIT_BAD_INPUT = 2
 
 
@@ -53,6 +54,7 @@ def workload_from_args(args: argparse.Namespace) -> Workload:
         input_shapes=shapes,
         kv_cache_dtype=args.kv_cache_dtype,
         tensor_parallel=args.tensor_parallel,
+        gpu_layers=args.gpu_layers,
         use_mmap=not args.no_mmap,
         mlock=args.mlock,
         repack=not args.no_repack,
@@ -80,6 +82,8 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, metavar="N", help="height and width for symbolic image dims")
     p.add_argument("--kv-cache-dtype", choices=KV_CACHE_DTYPES, help="KV-cache element type (LLMs)")
     p.add_argument("--tensor-parallel", type=int, default=1, metavar="N", help="GPUs to split the model over")
+    p.add_argument("--gpu-layers", type=int, metavar="N",
+                   help="LLMs on a GPU runtime: transformer layers on the GPU, the rest in RAM (default: all)")
     g = p.add_argument_group("llama.cpp loading (as its own flags)")
     g.add_argument("--no-mmap", action="store_true", help="read the weights into memory instead of mapping the file")
     g.add_argument("--mlock", action="store_true",
@@ -103,12 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     _add_workload(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--check", action="store_true",
+                   help="for scripts: print nothing (but --json) and exit 0 if it fits, 1 if it does not, "
+                   "2 on an error, as grep -q does")
 
     p = sub.add_parser("plan", help="ranked options that make the model fit")
     p.add_argument("path", help="an .onnx, .safetensors or .gguf file, or a model folder")
     _add_target(p)
     _add_workload(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--check", action="store_true",
+                   help="for scripts: print nothing (but --json) and exit 0 if it fits, 1 if it does not, "
+                   "2 on an error, as grep -q does")
 
     p = sub.add_parser("report", help="write the plan as HTML, PDF, Markdown or JSON")
     p.add_argument("path", help="an .onnx, .safetensors or .gguf file, or a model folder")
@@ -174,19 +184,28 @@ def _analysis(args: argparse.Namespace) -> Any:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     analysis = _analysis(args)
+    if args.check and not args.json:
+        return _fit_code(args, analysis)  # quiet, as grep -q: the exit code is the answer
     if args.json:
         _print_json(analysis.to_dict())
     else:
         from advisor.textout import analysis_text
 
         print(analysis_text(analysis))
-    return EXIT_OK
+    return _fit_code(args, analysis)
+
+
+def _fit_code(args: argparse.Namespace, analysis: Any) -> int:
+    """``--check``: 0 when the model fits the target as asked, 1 when it does not; else always 0."""
+    return EXIT_OK if not args.check or analysis.fit.fits else EXIT_DOES_NOT_FIT
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from advisor.plan import make_plan
 
     analysis = _analysis(args)
+    if args.check and not args.json:
+        return _fit_code(args, analysis)  # quiet: whether it fits as asked needs no plan
     plan = make_plan(analysis)
     if args.json:
         _print_json({**analysis.to_dict(), **plan.to_dict()})
@@ -196,7 +215,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         print(analysis_text(analysis))
         print()
         print(plan_text(plan))
-    return EXIT_OK
+    return _fit_code(args, analysis)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

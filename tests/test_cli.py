@@ -12,6 +12,7 @@ import pytest
 from advisor.cli import parse_input_spec, run
 from advisor.errors import WorkloadError
 from tests.builders import onnx_models
+from tests.builders.safetensors_models import llama_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,3 +192,33 @@ def test_dynamic_dims_written_as_minus_one_or_question_mark_take_the_given_shape
     rc, out, err = _run(capsys, "analyze", str(path), "--batch", "2", "--image-size", "64", "--json")
     assert rc == 0, err
     assert json.loads(out)["estimate"]["resolved_inputs"] == {"x": [2, 3, 64, 64]}
+
+
+@pytest.mark.parametrize("command", ["analyze", "plan"])
+def test_check_answers_with_the_exit_code(capsys: pytest.CaptureFixture[str], tmp_path: Path, cnn_model: Path,
+                                          command: str) -> None:
+
+    big = llama_folder(tmp_path / "70b", n_shards=4)  # 70B-shaped bf16, sparse: 141 GB of weights
+    assert _run(capsys, command, str(cnn_model), "--device", "rpi5-8gb", "--check") == (0, "", "")
+    assert _run(capsys, command, str(big), "--device", "rpi5-8gb", "--check") == (1, "", "")
+    rc, out, _ = _run(capsys, command, str(big), "--device", "rpi5-8gb", "--check", "--json")
+    assert rc == 1 and json.loads(out)["fit"]["fits"] is False
+    rc, _, err = _run(capsys, command, str(tmp_path / "nope.onnx"), "--check")
+    assert rc == 2 and err.startswith("advisor: error:")
+
+
+def test_gpu_layers_flag_reaches_the_estimate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+
+    model = llama_folder(tmp_path / "8b", n_layers=32, hidden=4096, n_heads=32, n_kv_heads=8, intermediate=14336,
+                         n_shards=2)
+    base = ["analyze", str(model), "--device", "rtx4090-desktop", "--runtime", "pytorch-cuda", "--json"]
+    peaks = {}
+    for n in (None, 8):
+        rc, out, _ = _run(capsys, *base, *([] if n is None else ["--gpu-layers", str(n)]))
+        assert rc == 0
+        doc = json.loads(out)
+        peaks[n] = doc["estimate"]["peak_bytes"]
+    assert doc["workload"]["gpu_layers"] == 8
+    assert peaks[8] < peaks[None] / 2  # 24 of 32 layers' weights stay in RAM
+    rc, _, err = _run(capsys, *base, "--gpu-layers", "-1")
+    assert rc == 2 and "GPU layers must be 0 or more" in err
