@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="an .onnx, .safetensors or .gguf file, or a model folder")
     _add_target(p)
     _add_workload(p)
+    p.add_argument("--cloud", action="store_true",
+                   help="also price cloud instances when the model fits the target (otherwise only when it does not)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--check", action="store_true",
                    help="for scripts: print nothing (but --json) and exit 0 if it fits, 1 if it does not, "
@@ -125,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="OUT.html, OUT.pdf, OUT.md or OUT.json")
     _add_target(p)
     _add_workload(p)
+    p.add_argument("--cloud", action="store_true",
+                   help="also price cloud instances when the model fits the target (otherwise only when it does not)")
 
     p = sub.add_parser("probe", help="this machine's hardware profile")
     p.add_argument("--out", metavar="FILE", help="write the profile as JSON (read back with --hardware FILE)")
@@ -206,7 +210,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     analysis = _analysis(args)
     if args.check and not args.json:
         return _fit_code(args, analysis)  # quiet: whether it fits as asked needs no plan
-    plan = make_plan(analysis)
+    plan = make_plan(analysis, cloud=args.cloud)
     if args.json:
         _print_json({**analysis.to_dict(), **plan.to_dict()})
     else:
@@ -234,7 +238,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise ReportError(f"writing a PDF needs Qt (PySide6), which did not load: {exc}", out) from None
         pdf_renderer = html_to_pdf
     analysis = _analysis(args)
-    plan = make_plan(analysis)
+    plan = make_plan(analysis, cloud=args.cloud)
     images = _chart_images(analysis) if fmt in ("html", "pdf") else {}
     written = write_report(analysis, plan, out, images=images, pdf_renderer=pdf_renderer)
     print(f"wrote {written}")

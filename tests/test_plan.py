@@ -71,9 +71,24 @@ def test_onnx_model_that_fits_gets_as_is_first(tmp_path: Path) -> None:
     assert {"quantize", "prune"} <= kinds
     assert_fitting_options_fit(plan, analysis)
     assert_ranked(plan, analysis.hardware)
-    unstructured = next(o for o in plan.options if o.title.startswith("Unstructured"))
-    assert unstructured.peak_bytes == analysis.estimate.peak_bytes
-    assert "sparse format" in unstructured.detail
+    assert not any(o.title.startswith("Unstructured") for o in plan.options)  # zeros keep their bytes
+    as_is = plan.options[0].required_bytes
+    assert as_is is not None
+    for o in plan.options:
+        if o.kind in ("quantize", "prune", "offload") and o.required_bytes is not None:
+            assert o.required_bytes < as_is, o.title  # nothing offered as a saving that saves nothing
+    prune_how = next(o.how_to for o in plan.options if o.kind == "prune")
+    assert "ONNX file cannot be pruned in place" in prune_how and "torch.onnx.export" in prune_how
+
+
+def test_cloud_only_when_it_does_not_fit_or_asked(tmp_path: Path) -> None:
+    from advisor.hardware.catalog import load_catalog
+    profile = read_model(onnx_models.mlp(tmp_path / "m.onnx", hidden=256, layers=4))
+    analysis = analyze(profile, laptop(16), Workload(batch=4))
+    assert analysis.fit.fits
+    assert not any(o.kind == "cloud" for o in make_plan(analysis).options)
+    asked = make_plan(analysis, catalog=load_catalog(), cloud=True)
+    assert any(o.kind == "cloud" for o in asked.options)
 
 
 def test_onnx_quantized_profiles_are_repriced_not_scaled(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def make_plan(
     *,
     catalog: tuple[HardwareProfile, ...] | None = None,
     sparsity: SparsityReport | None = None,
+    cloud: bool = False,
 ) -> Plan:
     """Every way to run ``analysis.model`` on its target (or elsewhere), re-estimated and ranked.
 
@@ -38,6 +39,8 @@ def make_plan(
         catalog: devices for the cloud options; None loads the shipped catalog.
         sparsity: a finished :func:`~advisor.plan.sparsity.scan_sparsity` report, if any, quoted
             by the pruning option.
+        cloud: price cloud instances even when the model fits its target (they are offered
+            unasked only when it does not: nobody rents a GPU for a model that already runs).
     """
     if catalog is None:
         from advisor.hardware.catalog import load_catalog
@@ -52,8 +55,10 @@ def make_plan(
     built += options.weights(ctx)
     built += remote.offload(ctx)
     built += remote.multi_gpu(ctx)
-    built += remote.cloud(ctx)
+    if cloud or not analysis.fit.fits:
+        built += remote.cloud(ctx)
     built += options.pruning(ctx)
+    built = _drop_what_does_not_help(built)
     local_fits = any(o.fits and o.kind not in ("cloud", "multi-gpu") for o in built)
     notes = list(ctx.ev.notes)
     if not local_fits:
@@ -61,6 +66,20 @@ def make_plan(
     if not analysis.fit.fits and not any(o.fits for o in built):
         notes.append("no option fits: even the cheapest changes leave the model too large for every target tried")
     return Plan(fits_as_is=analysis.fit.fits, options=rank(built, target=analysis.hardware), notes=tuple(notes))
+
+
+# Kinds whose only purpose is a smaller footprint: one that does not lower the peak has no place.
+# (batch/context may raise it on purpose, to use headroom; multi-GPU and cloud change the hardware.)
+_REDUCING = ("quantize", "prune", "offload")
+
+
+def _drop_what_does_not_help(built: list[PlanOption]) -> list[PlanOption]:
+    """Without the reducing options whose required memory (what the fit is judged on: the peak less
+    reclaimable file pages) is not below running as is."""
+    base = built[0].required_bytes  # as-is comes first
+    if base is None:
+        return built
+    return [o for o in built if o.kind not in _REDUCING or o.required_bytes is None or o.required_bytes < base]
 
 
 def rank(opts: list[PlanOption], target: HardwareProfile | None = None) -> tuple[PlanOption, ...]:

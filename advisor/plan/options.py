@@ -299,20 +299,16 @@ def _llm_weights(ctx: PlanContext) -> list[PlanOption]:
 
 
 def pruning(ctx: PlanContext) -> list[PlanOption]:
-    """Unstructured pruning (no saving without a sparse format) and structured pruning at 25 % / 50 %."""
+    """Structured pruning at 25 % / 50 %.
+
+    Unstructured pruning is not an option: zeros scattered in dense tensors keep their bytes, so it
+    lowers no peak without a sparse format; a finished sparsity scan is quoted in the plan's notes.
+    """
     a = ctx.analysis
-    found = ""
+    out: list[PlanOption] = []
     if ctx.sparsity is not None and ctx.sparsity.n_elements:
-        found = f" The weights are {ctx.sparsity.fraction:.1%} exact zeros now."
-    out = [option(
-        ctx.base, kind="prune", title="Unstructured pruning (scattered zeros)", risk="medium", quality_rank=5,
-        risk_reason="accuracy drops with sparsity; zeros in a dense tensor still take their bytes",
-        how_to="import torch.nn.utils.prune as prune\nprune.l1_unstructured(layer, name='weight', amount=0.5)\n"
-               "prune.remove(layer, 'weight')  # then store in a sparse format (e.g. torch.sparse / 2:4 "
-               "semi-structured) or compress the file",
-        detail="Saves memory only with a sparse format or compression: the peak stays as is unless a sparse "
-               "format is used." + found,
-    )]
+        ctx.ev.notes.append(f"the weights are {ctx.sparsity.fraction:.1%} exact zeros; unstructured pruning "
+                            "saves memory only once they are stored in a sparse format or compressed")
     for fraction in (0.25, 0.5):
         pruned, what = prune_structured(a.model, fraction)
         if pruned.weight_bytes >= a.model.weight_bytes:
@@ -328,6 +324,12 @@ def pruning(ctx: PlanContext) -> list[PlanOption]:
             how = ("import torch_pruning as tp\npruner = tp.pruner.MetaPruner(model, example_inputs, "
                    f"importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio={fraction})\n"
                    "pruner.step()  # then fine-tune and export again")
+        if a.model.format != "safetensors":
+            # the snippets run on a PyTorch model: a GGUF or ONNX file is pruned at its source
+            back = ("python convert_hf_to_gguf.py MODEL_DIR --outfile pruned.gguf  # llama.cpp's converter"
+                    if a.model.format == "gguf" else "torch.onnx.export(model, example_inputs, 'pruned.onnx')")
+            how = (f"# a {a.model.format.upper()} file cannot be pruned in place: prune the source PyTorch "
+                   f"model, then convert it again\n{how}\n{back}")
         out.append(option(
             t, kind="prune", title=f"Structured pruning {fraction:.0%} ({what})", risk="high",
             quality_rank=6 if fraction < 0.5 else 7,
