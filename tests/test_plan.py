@@ -82,7 +82,7 @@ def test_onnx_model_that_fits_gets_as_is_first(tmp_path: Path) -> None:
 
 
 def test_cloud_only_when_it_does_not_fit_or_asked(tmp_path: Path) -> None:
-    from advisor.hardware.catalog import load_catalog
+
     profile = read_model(onnx_models.mlp(tmp_path / "m.onnx", hidden=256, layers=4))
     analysis = analyze(profile, laptop(16), Workload(batch=4))
     assert analysis.fit.fits
@@ -312,3 +312,18 @@ def test_structured_pruning_that_removes_nothing_is_not_offered(tmp_path: Path) 
     structured = [o for o in plan.options if o.kind == "prune" and "Structured" in o.title]
     assert structured, "50 % still drops one of the two layers"
     assert all("drop 0 " not in o.title for o in structured)
+
+
+def test_llama_server_how_tos_start_what_was_estimated(tmp_path: Path) -> None:
+    path = gguf_models.tiny_llama_gguf(tmp_path / "tiny.gguf", ctx=2048)
+    analysis = analyze(read_model(path), laptop(16), Workload(), runtime="llama.cpp")  # no context given
+    plan = make_plan(analysis, catalog=())
+    servers = [o for o in plan.options if o.how_to.startswith("llama-server")]
+    assert servers
+    for o in servers:
+        argv = shlex.split(o.how_to.splitlines()[-1])
+        assert o.estimate is not None
+        n_seq, per_seq = o.estimate.resolved_inputs["tokens"]
+        assert n_seq == o.workload.batch
+        assert int(argv[argv.index("-c") + 1]) == per_seq * o.workload.batch, o.how_to
+    assert any("--parallel" in o.how_to for o in servers)  # 16 GB leaves room for more sequences

@@ -31,8 +31,13 @@ def gguf_path(profile: ModelProfile) -> str:
 def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
     """``llama-server -m MODEL ...``, preceded by the conversion when the model is not GGUF yet."""
     parts = ["llama-server", "-m", q(gguf_path(profile))]
-    if workload is not None and workload.context:
-        parts += ["-c", str(workload.context * max(1, workload.batch))]
+    if workload is not None and (workload.context or profile.arch is not None):
+        from advisor.estimator.runtimes.llamacpp import llamacpp_context
+
+        # -c is the total over all --parallel sequences: always given, so the command starts what
+        # was estimated (the default -c differs between llama.cpp versions)
+        per_seq, _ = llamacpp_context(profile.arch, workload)
+        parts += ["-c", str(per_seq * max(1, workload.batch))]
     if workload is not None and workload.batch > 1:
         parts += ["--parallel", str(workload.batch)]
     if workload is not None:

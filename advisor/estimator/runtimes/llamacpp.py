@@ -52,7 +52,8 @@ def estimate(profile: ModelProfile, workload: Workload, hardware: HardwareProfil
     return _llamacpp(profile, workload, hardware)
 
 
-def _llamacpp_context(arch: LlmArchitecture | None, workload: Workload) -> tuple[int, list[str]]:
+def llamacpp_context(arch: LlmArchitecture | None, workload: Workload) -> tuple[int, list[str]]:
+    """Tokens per sequence the estimate assumes (the workload's, else llama.cpp's default), and why."""
     if workload.context is not None:
         return max(workload.context, workload.seq_len or 0), []
     trained = arch.max_positions if arch else None
@@ -160,7 +161,7 @@ def _llamacpp_metal(plan: LlamaCppPlan, arch: LlmArchitecture, context: int, kv_
 
 def _llamacpp(profile: ModelProfile, workload: Workload, hardware: HardwareProfile) -> Estimate:
     arch = profile.arch
-    context, notes = _llamacpp_context(arch, workload)
+    context, notes = llamacpp_context(arch, workload)
     kv_dtype = kv_dtype_name(workload.kv_cache_dtype, "f16")
     if kv_dtype == "fp8":
         raise WorkloadError("llama.cpp has no fp8 KV cache; use q8_0 (--cache-type-k q8_0 --cache-type-v q8_0)")
