@@ -93,6 +93,17 @@ def _add_workload(p: argparse.ArgumentParser) -> None:
                    help="full-size cache for sliding-window layers (llama-cpp-python's default)")
 
 
+def _add_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--check", action="store_true",
+                   help="for scripts: print nothing (but --json) and exit 0 if it fits, 1 if it does not, "
+                   "2 on an error, as grep -q does")
+
+
+def _add_cloud(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cloud", action="store_true",
+                   help="also price cloud instances when the model fits the target (otherwise only when it does not)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="advisor",
@@ -107,28 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     _add_workload(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.add_argument("--check", action="store_true",
-                   help="for scripts: print nothing (but --json) and exit 0 if it fits, 1 if it does not, "
-                   "2 on an error, as grep -q does")
+    _add_check(p)
 
     p = sub.add_parser("plan", help="ranked options that make the model fit")
     p.add_argument("path", help="an .onnx, .safetensors or .gguf file, or a model folder")
     _add_target(p)
     _add_workload(p)
-    p.add_argument("--cloud", action="store_true",
-                   help="also price cloud instances when the model fits the target (otherwise only when it does not)")
+    _add_cloud(p)
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    p.add_argument("--check", action="store_true",
-                   help="for scripts: print nothing (but --json) and exit 0 if it fits, 1 if it does not, "
-                   "2 on an error, as grep -q does")
+    _add_check(p)
 
     p = sub.add_parser("report", help="write the plan as HTML, PDF, Markdown or JSON")
     p.add_argument("path", help="an .onnx, .safetensors or .gguf file, or a model folder")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="OUT.html, OUT.pdf, OUT.md or OUT.json")
     _add_target(p)
     _add_workload(p)
-    p.add_argument("--cloud", action="store_true",
-                   help="also price cloud instances when the model fits the target (otherwise only when it does not)")
+    _add_cloud(p)
 
     p = sub.add_parser("probe", help="this machine's hardware profile")
     p.add_argument("--out", metavar="FILE", help="write the profile as JSON (read back with --hardware FILE)")

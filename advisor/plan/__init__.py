@@ -58,9 +58,11 @@ def make_plan(
     if cloud or not analysis.fit.fits:
         built += remote.cloud(ctx)
     built += options.pruning(ctx)
-    built = _drop_what_does_not_help(built)
+    built, useless = _split_what_does_not_help(built)
     local_fits = any(o.fits and o.kind not in ("cloud", "multi-gpu") for o in built)
     notes = list(ctx.ev.notes)
+    if useless:
+        notes.append(f"left out, as they need no less memory than running as is: {'; '.join(useless)}")
     if not local_fits:
         built.append(options.distill(ctx))
     if not analysis.fit.fits and not any(o.fits for o in built):
@@ -73,13 +75,13 @@ def make_plan(
 _REDUCING = ("quantize", "prune", "offload")
 
 
-def _drop_what_does_not_help(built: list[PlanOption]) -> list[PlanOption]:
-    """Without the reducing options whose required memory (what the fit is judged on: the peak less
-    reclaimable file pages) is not below running as is."""
+def _split_what_does_not_help(built: list[PlanOption]) -> tuple[list[PlanOption], list[str]]:
+    """The options kept, and the titles of the reducing ones whose required memory (what the fit is
+    judged on: the peak less reclaimable file pages) is not below running as is."""
     base = built[0].required_bytes  # as-is comes first
-    if base is None:
-        return built
-    return [o for o in built if o.kind not in _REDUCING or o.required_bytes is None or o.required_bytes < base]
+    kept = [o for o in built if base is None or o.kind not in _REDUCING or o.required_bytes is None
+            or o.required_bytes < base]
+    return kept, [o.title for o in built if o not in kept]
 
 
 def rank(opts: list[PlanOption], target: HardwareProfile | None = None) -> tuple[PlanOption, ...]:

@@ -6,6 +6,7 @@ import dataclasses
 import shlex
 from pathlib import Path
 
+from advisor.estimator.runtimes.llamacpp import llamacpp_context
 from advisor.estimator.types import Workload
 from advisor.readers.profile import ModelProfile
 
@@ -32,8 +33,6 @@ def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None =
     """``llama-server -m MODEL ...``, preceded by the conversion when the model is not GGUF yet."""
     parts = ["llama-server", "-m", q(gguf_path(profile))]
     if workload is not None and (workload.context or profile.arch is not None):
-        from advisor.estimator.runtimes.llamacpp import llamacpp_context
-
         # -c is the total over all --parallel sequences: always given, so the command starts what
         # was estimated (the default -c differs between llama.cpp versions)
         per_seq, _ = llamacpp_context(profile.arch, workload)

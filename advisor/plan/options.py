@@ -192,7 +192,7 @@ def loading(ctx: PlanContext) -> list[PlanOption]:
                        "same weights and outputs; loading reads the whole file first (slower start)",
                        "the weights are read into memory once: no mapped copy of the repacked ones"))
     for title, t, reason, why in trials:
-        if t is None or t.estimate.required_bytes >= a.estimate.required_bytes:
+        if t is None:
             continue
         out.append(option(
             t, kind="offload", title=title, risk="low", quality_rank=0, risk_reason=reason,
@@ -267,11 +267,8 @@ def _transformed(ctx: PlanContext, t: Transformed, title: str, risk: Risk, rank:
     trial = ctx.ev.trial(t.profile, a.workload, a.runtime, a.hardware)
     if trial is None:
         return []
-    detail = t.describe(title)
-    if trial.estimate.required_bytes >= a.estimate.required_bytes:
-        detail += f"; needs no less memory on {a.runtime} (the runtime's buffers, not the weights, set it)"
     return [option(trial, kind="quantize", title=title, risk=risk, risk_reason=reason,
-                   quality_rank=rank, how_to=how, detail=detail, apply_action=action,
+                   quality_rank=rank, how_to=how, detail=t.describe(title), apply_action=action,
                    weight_bytes_after=t.weight_bytes_after, touched=list(t.touched))]
 
 

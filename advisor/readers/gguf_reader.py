@@ -24,7 +24,14 @@ from advisor.dtypes import GGML_QUANT_TYPES, canonical, dtype
 from advisor.errors import ModelFormatError, UnknownDtypeError, UnsupportedFormatError
 from advisor.readers.hf_config import DEFAULT_SW_PATTERN, normalize_layer_types, pattern_layer_types
 from advisor.readers.limits import ARCH_LIMITS, checked_count, product_fits_int64
-from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, layer_index, summarize_tensors
+from advisor.readers.profile import (
+    LlmArchitecture,
+    ModelProfile,
+    TensorInfo,
+    layer_index,
+    layers_missing,
+    summarize_tensors,
+)
 
 GGUF_MAGIC_BYTES = b"GGUF"
 _SCALAR_FORMATS: dict[int, str] = {
@@ -328,8 +335,8 @@ def gguf_architecture(kv: dict[str, Any], lengths: dict[str, int],
     n_layers, hidden, heads = num("block_count"), num("embedding_length"), num("attention.head_count")
     if not n_layers or not hidden or not heads:
         return None
-    top = max((t.layer for t in tensors if t.layer is not None), default=None)
-    if top is not None and n_layers > top + 1:
+    top = layers_missing(n_layers, tensors)
+    if top is not None:
         # NOTE: llama-model.cpp load_tensors() creates blk.{i}.* for every i < block_count and fails
         # on the first missing one ("missing tensor 'blk.N.attn_norm.weight'").
         raise ModelFormatError(f"{arch}.block_count is {n_layers} but the tensors stop at blk.{top}: "

@@ -7,6 +7,7 @@ Byte counts are exact (from the dtype table); nothing here needs the weights in 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -197,6 +198,25 @@ def summarize_tensors(
 
 
 _LAYER_RE = re.compile(r"(?:^|[._/])(?:layers|layer|h|blk|blocks|block|decoder_layers)[._/](\d+)(?:[._/]|$)")
+
+
+def layers_missing(n_layers: int, tensors: Iterable[TensorInfo]) -> int | None:
+    """The last layer index the tensors hold when ``n_layers`` counts more layers than that, else None.
+
+    Judged only when the layer-indexed tensors hold most of the bytes (the name pattern found the
+    decoder stack, not a small indexed sub-module). A multimodal tower sharing ``layers.N`` names
+    only raises the top index; an extra MTP layer at index ``n_layers`` (DeepSeek-V3) stays within it.
+    """
+    layered = total = 0
+    top = -1
+    for t in tensors:
+        total += t.nbytes
+        if t.layer is not None:
+            layered += t.nbytes
+            top = max(top, t.layer)
+    if top < 0 or 2 * layered < total or n_layers <= top + 1:
+        return None
+    return top
 
 
 def layer_index(tensor_name: str) -> int | None:

@@ -20,7 +20,14 @@ from advisor.dtypes import canonical, nbytes
 from advisor.errors import ModelFormatError, UnknownDtypeError
 from advisor.readers.hf_config import load_config, parse_config
 from advisor.readers.limits import load_json_file, loads_json, product_fits_int64
-from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo, layer_index, summarize_tensors
+from advisor.readers.profile import (
+    LlmArchitecture,
+    ModelProfile,
+    TensorInfo,
+    layer_index,
+    layers_missing,
+    summarize_tensors,
+)
 
 # NOTE: the safetensors crate refuses headers over 100 MB (safetensors/src/tensor.rs, MAX_HEADER_SIZE).
 MAX_HEADER_BYTES = 100_000_000
@@ -188,9 +195,9 @@ def _read_single(p: Path) -> ModelProfile:
     notes: list[str] = []
     folder = p.absolute().parent
     index = folder / "model.safetensors.index.json"
-    # one shard of a set holds only some of the layers its config counts
-    partial = bool(_SHARD_NAME.search(p.name)) or (index.is_file() and p.name != "model.safetensors")
-    if index.is_file() and p.name != "model.safetensors":
+    in_index = index.is_file() and p.name != "model.safetensors"
+    partial = in_index or bool(_SHARD_NAME.search(p.name))  # one shard holds only some of the layers
+    if in_index:
         try:
             n_shards = len(_index_shards(index)[0])
             notes.append(f"this is one shard of {n_shards} listed in {index.name}: "
@@ -265,24 +272,6 @@ def _read_shards(
     return _profile(opened, headers, config if config.is_file() else None, notes, _name_for_folder(folder))
 
 
-def _check_layer_count(n_layers: int, tensors: tuple[TensorInfo, ...], config_path: Path) -> None:
-    """Refuse a config that counts more layers than the weights hold (a missing shard, a wrong config).
-
-    Judged only where the layer-indexed tensors hold most of the bytes (the regex found the decoder
-    stack, not a small indexed sub-module). A multimodal tower sharing ``layers.N`` names only raises
-    the top index, and an extra MTP layer at index ``n_layers`` (DeepSeek-V3) stays within it.
-    """
-    layered = [t for t in tensors if t.layer is not None]
-    if not layered or 2 * sum(t.nbytes for t in layered) < sum(t.nbytes for t in tensors):
-        return
-    top = max(t.layer for t in layered if t.layer is not None)
-    if n_layers > top + 1:
-        # NOTE: transformers' from_pretrained would build every configured layer and initialise
-        # the missing ones at random ("Some weights ... were newly initialized"): not this model.
-        raise ModelFormatError(f"num_hidden_layers is {n_layers} but the weights stop at layer {top}: "
-                               "a shard is missing or the config belongs to another model", config_path)
-
-
 def _profile(
     opened: Path, headers: list[SafetensorsHeader], config_path: Path | None, notes: list[str], name: str,
     *, complete: bool = True,
@@ -297,8 +286,12 @@ def _profile(
     if config_path is not None:
         config = load_config(config_path)
         arch = parse_config(config, source=config_path)
-        if arch is not None and complete:
-            _check_layer_count(arch.n_layers, tensors, config_path)
+        top = layers_missing(arch.n_layers, tensors) if arch is not None and complete else None
+        if arch is not None and top is not None:
+            # NOTE: transformers' from_pretrained would build every configured layer and initialise
+            # the missing ones at random ("Some weights ... were newly initialized"): not this model.
+            raise ModelFormatError(f"num_hidden_layers is {arch.n_layers} but the weights stop at layer {top}: "
+                                   "a shard is missing or the config belongs to another model", config_path)
         name = _name_from_config(name, config)
         metadata.update(_config_metadata(config))
         if arch is None:

@@ -16,6 +16,7 @@ or a name without an owner).
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import os
@@ -91,6 +92,7 @@ def sweep_stale_temps(out: Path) -> list[Path]:
     return removed
 
 
+@functools.cache
 def _host_tag() -> str:
     return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
 
