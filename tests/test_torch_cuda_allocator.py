@@ -132,6 +132,15 @@ def test_generate_peak_of_a_one_layer_decoder_by_hand() -> None:
     assert peak == AllocatorPeak(allocated=expected, reserved=20 * MIB + 2 * MIB)
 
 
+def test_a_device_holding_only_the_head_replays_without_layers() -> None:
+    # device_map="auto" can leave the last GPU only the final norm and lm_head: its forward norms
+    # the embeddings themselves, which stay alive until the forward ends (freed once, not twice)
+    shape = DecoderShape(n_layers=0, hidden=64, q_dim=64, k_dim=16, v_dim=16, inter=256, rope_dim=16,
+                         vocab=256, act_bytes=2, kv_token_bytes=(), windows=())
+    peak = tca.generate_peak(shape, (MIB,), 1, 16, 4, 4 * MIB)
+    assert MIB + 4 * MIB < peak.allocated < MIB + 4 * MIB + 64 * KIB
+
+
 def _deep_shape(n: int) -> DecoderShape:
     return DecoderShape(n_layers=n, hidden=4096, q_dim=4096, k_dim=1024, v_dim=1024, inter=14336, rope_dim=128,
                         vocab=32000, act_bytes=2, kv_token_bytes=(4096,) * n,

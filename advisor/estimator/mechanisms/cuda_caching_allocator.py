@@ -347,7 +347,8 @@ def _forward(alloc: CachingAllocator, s: DecoderShape, batch: int, q_len: int, c
             alloc.free(x)
         x = y
     last = _rms_norm(alloc, tokens * s.hidden * a, a)  # final norm over every position
-    alloc.free(x)
+    if x != emb:  # a part with no layers (a device holding only the head) normed the embeddings
+        alloc.free(x)
     logits = alloc.malloc(batch * s.vocab * a)  # lm_head on the last position (logits_to_keep=1)
     alloc.free(last)
     f32 = alloc.malloc(batch * s.vocab * 4)  # outputs.logits[:, -1, :].to(float32, copy=True)
