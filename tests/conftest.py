@@ -12,6 +12,14 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def advisor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the advisor measures once (this machine's RAM bandwidth) goes to a test folder, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("advisor-cache")
+    os.environ["ADVISOR_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture
 def model_path(tmp_path: Path) -> Path:
     """A small ONNX MLP (a few MB) that every front can open."""

@@ -36,6 +36,9 @@ class Workload:
         input_shapes: explicit shapes per input name (``--input NAME=D0,D1``); win over the above.
         kv_cache_dtype: KV-cache element type (one of :data:`KV_CACHE_DTYPES`); None → the runtime's default.
         tensor_parallel: GPUs a tensor-parallel engine splits the model over (1 = one device).
+        pipeline_parallel: of those, how many pipeline stages (nodes) run one after another
+            (vLLM ``--pipeline-parallel-size``): each GPU still holds ``1/tensor_parallel`` of
+            the model, but a token passes the stages in turn (the speed model's concern).
         gpu_layers: for LLMs on a GPU runtime, how many transformer layers live on the GPU
             (None = all); the rest run from system RAM (llama.cpp ``-ngl``, HF ``device_map``).
         weight_dtype: for LLM safetensors/GGUF profiles, re-price the weights as this dtype
@@ -55,6 +58,7 @@ class Workload:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     kv_cache_dtype: str | None = None
     tensor_parallel: int = 1
+    pipeline_parallel: int = 1
     gpu_layers: int | None = None
     weight_dtype: str | None = None
     use_mmap: bool = True
@@ -71,6 +75,7 @@ class Workload:
             "input_shapes": {k: list(v) for k, v in self.input_shapes.items()},
             "kv_cache_dtype": self.kv_cache_dtype,
             "tensor_parallel": self.tensor_parallel,
+            "pipeline_parallel": self.pipeline_parallel,
             "gpu_layers": self.gpu_layers,
             "weight_dtype": self.weight_dtype,
             "use_mmap": self.use_mmap,
@@ -120,6 +125,11 @@ class Estimate:
         spread: how the model is spread over several GPUs when the runtime does it itself
             (HF ``device_map='auto'``): one ``(gpu position, bytes)`` per GPU used, in order;
             empty when it runs on one device or splits evenly (``tensor_parallel``).
+        flops / traffic_bytes: for graph models, the operations of one inference (a multiply-add
+            counts 2) and the bytes it moves at least (weights read once, every activation
+            written and read once), which bound its speed (:mod:`advisor.estimator.speed`); 0
+            when not known (LLMs: the speed model derives them from the architecture).
+        nodes: graph nodes one inference dispatches (subgraphs included; 0 when not a graph model).
     """
 
     runtime: str
@@ -140,6 +150,9 @@ class Estimate:
     required_range: tuple[int, int] | None = None
     required_note: str = ""
     spread: tuple[tuple[int, int], ...] = ()
+    flops: int = 0
+    traffic_bytes: int = 0
+    nodes: int = 0
 
     @property
     def required_bytes(self) -> int:
@@ -173,6 +186,9 @@ class Estimate:
             "reclaimable_bytes": self.reclaimable_bytes,
             "required_note": self.required_note,
             "spread": [list(s) for s in self.spread],
+            "flops": self.flops,
+            "traffic_bytes": self.traffic_bytes,
+            "nodes": self.nodes,
             "host_bytes": self.host_bytes,
             "tensor_parallel": self.tensor_parallel,
             "notes": list(self.notes),

@@ -79,7 +79,8 @@ def estimate(profile: ModelProfile, workload: Workload, runtime: str,
                     activation_bytes=p.activation_bytes, kv_cache_bytes=0, overhead_bytes=p.overhead_bytes,
                     peak_bytes=p.peak_bytes, low_bytes=p.low_bytes, high_bytes=p.high_bytes,
                     host_bytes=p.host_bytes, notes=tuple(notes), unknown_dims=ins.unknown_dims,
-                    resolved_inputs=dict(ins.shapes))
+                    resolved_inputs=dict(ins.shapes), flops=gm.flops,
+                    traffic_bytes=wt.resident_bytes + 2 * max(0, gm.sum_bytes), nodes=gm.n_nodes)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ replays the allocations through the BFC arena and the memory-pattern planner
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,9 @@ class GraphMemory:
         pattern_low_bytes: the memory-pattern block itself (traced tensors: no graph outputs, no
             kernel scratch).
         heap_run_bytes: run pages in arena regions ≤ 32 MiB (glibc's largest heap request).
+        flops: floating-point operations of one run (multiply-adds count 2) in the ops that
+            dominate it — Conv/ConvTranspose, MatMul/Gemm and their integer/quantized forms —
+            from the inferred shapes (:func:`node_flops`); 0 when no shape is known.
         arena_regions: per BFC arena region, ``(size, touched by the first run, touched on top
             by the second)``; the CPU estimate lets regions no bigger than the largest freed load
             block reuse the load's heap leftovers.
@@ -88,6 +92,7 @@ class GraphMemory:
     pattern_low_bytes: int = 0
     heap_run_bytes: int = 0
     arena_regions: tuple[tuple[int, int, int], ...] = ()
+    flops: int = 0
 
 
 def _tensor_bytes(vi: onnx.ValueInfoProto) -> int | None:
@@ -189,6 +194,7 @@ class _Walker:
         self.fold_in: set[str] = set()
         self.compute_reads: set[str] = set()
         self.n_nodes = 0
+        self.flops = 0
         self.has_conv = False
         self.uses: dict[str, list[str]] = {}
         self.sub_weights: set[str] = set()
@@ -337,6 +343,7 @@ class _Walker:
                     self.fold_in.update(ins)
                 continue
             self.compute_reads.update(ins)
+            self.flops += node_flops(node, self.shape)
             scratch = 0
             reads: set[str] = set()
             for attr in node.attribute:
@@ -424,6 +431,45 @@ class _Walker:
                                count_inputs=count_inputs)
 
 
+_MATMUL_OPS = frozenset({"MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul", "MatMulNBits", "Gemm"})
+_CONV_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "FusedConv"})
+
+
+def node_flops(node: onnx.NodeProto, shape: dict[str, tuple[int, ...]]) -> int:
+    """Operations of one node (a multiply-add counts 2), for the ops that dominate a run.
+
+    A convolution does, per output element, one multiply-add per filter weight of its group:
+    ``2 · |W| · |Y| / C_out`` (``|W| = C_out · C_in/g · k…``); ConvTranspose spreads each input
+    element over its filter: ``2 · |W| · |X| / C_in``; a matrix product does ``2 · K`` per output
+    element. Other ops do a few operations per element and are left out (they are bound by
+    memory, not arithmetic). 0 when a shape is unknown.
+    """
+    def elems(name: str) -> int:
+        dims = shape.get(name)
+        if not dims or any(d <= 0 for d in dims):
+            return 0
+        return math.prod(dims)
+
+    op, ins = node.op_type, list(node.input)
+    out = node.output[0] if node.output else ""
+    if op in _CONV_OPS:
+        w = ins[3] if op == "QLinearConv" else ins[1] if len(ins) > 1 else ""
+        y, wd = shape.get(out), shape.get(w)
+        if y and wd and len(y) > 1 and y[1] > 0:
+            return 2 * elems(w) * elems(out) // y[1]
+    elif op == "ConvTranspose" and len(ins) > 1:
+        x = shape.get(ins[0])
+        if x and len(x) > 1 and x[1] > 0:
+            return 2 * elems(ins[1]) * elems(ins[0]) // x[1]
+    elif op in _MATMUL_OPS and ins:
+        a = shape.get(ins[0])
+        if a:
+            trans_a = op == "Gemm" and any(at.name == "transA" and at.i for at in node.attribute)
+            k = a[0] if trans_a and len(a) == 2 else a[-1]
+            return 2 * elems(out) * max(0, k)
+    return 0
+
+
 def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelTarget | None = None) -> GraphMemory:
     """Activation facts of a shape-inferred ``model`` (see :class:`GraphMemory`)."""
     w = _Walker(model, kernels)
@@ -468,6 +514,7 @@ def graph_memory(model: onnx.ModelProto, *, count_inputs: bool, kernels: KernelT
     return GraphMemory(
         peak_bytes=full.peak_bytes,
         pattern_bytes=pattern.peak_bytes,
+        flops=w.flops,
         input_bytes=sum(sizes.get(v.name, 0) for v in g.input if v.name not in w.weights),
         output_bytes=sum(sizes.get(v.name, 0) for v in g.output),
         sum_bytes=full.allocated_bytes,
