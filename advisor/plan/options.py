@@ -18,6 +18,7 @@ from advisor.plan.quantize import (
     INT8_DYNAMIC_OPS,
     INT8_STATIC_OPS,
     Transformed,
+    gpu_fp8,
     kv_cache_choices,
     llm_weight_choices,
     onnx_fp16,
@@ -79,19 +80,27 @@ def as_is(ctx: PlanContext) -> PlanOption:
 
 
 def batch(ctx: PlanContext) -> list[PlanOption]:
-    """The largest batch (LLMs: concurrent sequences) that fits: smaller when short, larger when not."""
+    """The largest batch (LLMs: concurrent sequences) that fits: smaller when short, larger when not.
+
+    With explicit input shapes (``--input input_ids=64,1024``) the batch is their first dim where
+    the model leaves it open, and the search changes that dim.
+    """
     a = ctx.analysis
-    cur = a.workload.batch
+    cur, batched = _explicit_batch(ctx)
     cap = MAX_SEQUENCES if ctx.is_llm else MAX_BATCH
-    one, two = ctx.run(batch=1), ctx.run(batch=2)
+
+    def at(b: int) -> Trial | None:
+        shapes = {**a.workload.input_shapes, **{n: (b, *a.workload.input_shapes[n][1:]) for n in batched}}
+        return ctx.run(batch=b, input_shapes=shapes)
+
+    one, two = at(1), at(2)
     if one is None or two is None or _batch_bytes(two) <= _batch_bytes(one):
         return []  # the batch is fixed by the graph, or costs nothing
     shrinking = not a.fit.fits
-    best = ctx.ev.largest(1, cur - 1, lambda b: ctx.run(batch=b)) if shrinking else (
-        ctx.ev.largest(cur, cap, lambda b: ctx.run(batch=b)))
+    best = ctx.ev.largest(1, cur - 1, at) if shrinking else ctx.ev.largest(cur, cap, at)
     if best is not None and best.workload.batch >= 16 and best.workload.batch % 8:
         # a round figure a person would pick; smaller, so it fits too (the peak grows with the batch)
-        best = ctx.run(batch=best.workload.batch - best.workload.batch % 8) or best
+        best = at(best.workload.batch - best.workload.batch % 8) or best
     if best is None or not best.fits or (not shrinking and best.workload.batch <= cur):
         return []
     n = best.workload.batch
@@ -114,6 +123,19 @@ def batch(ctx: PlanContext) -> list[PlanOption]:
     title = f"{'Reduce' if shrinking else 'Raise'} {unit} to {n}" if shrinking or n > cur else f"{unit} {n}"
     return [option(best, kind="batch", title=title, risk="low", quality_rank=0,
                    risk_reason=trade, how_to=how, detail=f"largest {unit} that fits: {n} (was {cur})")]
+
+
+def _explicit_batch(ctx: PlanContext) -> tuple[int, list[str]]:
+    """(the batch, the explicitly shaped inputs whose first dim it is): the inputs given a shape
+    whose first dim the model leaves open, when they agree on it; else the workload's batch."""
+    a = ctx.analysis
+    shapes = a.workload.input_shapes
+    names = [s.name for s in a.model.inputs if s.name in shapes and shapes[s.name]
+             and s.shape and not (isinstance(s.shape[0], int) and s.shape[0] > 0)]
+    firsts = {shapes[n][0] for n in names}
+    if len(firsts) == 1:
+        return max(1, firsts.pop()), names
+    return a.workload.batch, []
 
 
 def _batch_bytes(t: Trial) -> int:
@@ -275,7 +297,7 @@ def _transformed(ctx: PlanContext, t: Transformed, title: str, risk: Risk, rank:
 def _llm_weights(ctx: PlanContext) -> list[PlanOption]:
     a = ctx.analysis
     out = []
-    for c in llm_weight_choices(a.model, a.runtime, cuda=ctx.gpu):
+    for c in llm_weight_choices(a.model, a.runtime, cuda=ctx.gpu, fp8=ctx.gpu and gpu_fp8(a.hardware)):
         t = ctx.ev.trial(a.model, replace(a.workload, weight_dtype=c.weight_dtype, gpu_layers=None),
                          c.runtime, a.hardware)
         if t is None or t.estimate.weights_bytes >= a.estimate.weights_bytes:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor.dtypes import GGML_QUANT_TYPES, bytes_per_element, nbytes
+from advisor.hardware.profile import HardwareProfile
 from advisor.plan.commands import q, sibling
 from advisor.plan.types import Risk
 from advisor.readers.profile import ModelProfile, TensorInfo, summarize_tensors
@@ -264,8 +265,12 @@ def _matrix_bits(profile: ModelProfile) -> float:
     return bytes_per_element(max(by_type, key=lambda k: by_type[k])) * 8
 
 
-def llm_weight_choices(profile: ModelProfile, runtime: str, *, cuda: bool) -> list[WeightChoice]:
-    """Weight types worth trying for an LLM stored as ``profile`` run on ``runtime``."""
+def llm_weight_choices(profile: ModelProfile, runtime: str, *, cuda: bool, fp8: bool = False) -> list[WeightChoice]:
+    """Weight types worth trying for an LLM stored as ``profile`` run on ``runtime``.
+
+    ``fp8``: the GPU has fp8 tensor cores (Ada, Hopper, Blackwell: compute capability ≥ 8.9,
+    :func:`supports_fp8`), where vLLM's ``--quantization fp8`` runs fp8 matrix products.
+    """
     choices: list[WeightChoice] = []
     path = profile.load_path
     if profile.format == "gguf":
@@ -291,6 +296,25 @@ def llm_weight_choices(profile: ModelProfile, runtime: str, *, cuda: bool) -> li
                 + hf_load.format(path=path, kw=f"torch_dtype=torch.{half}"),
             ))
     if cuda and runtime == "pytorch-cuda":
+        awq_out = sibling(profile, "-awq")
+        if fp8:
+            choices.append(WeightChoice(
+                "fp8 weights (vLLM --quantization fp8)", "fp8", runtime, "low",
+                "8-bit floating point with per-channel scales; quality close to bf16, and faster on fp8 tensor cores",
+                2, commands_vllm(path, "--quantization fp8"),
+            ))
+        choices.append(WeightChoice(
+            "int4 AWQ weights (vLLM --quantization awq)", "awq", runtime, "medium",
+            "4-bit activation-aware weights, one scale per 128 values; a few % quality loss, fast Marlin kernels",
+            4, "pip install autoawq   # or take a published -AWQ checkpoint of the model\n"
+               "from awq import AutoAWQForCausalLM\nfrom transformers import AutoTokenizer\n"
+               f"model = AutoAWQForCausalLM.from_pretrained({path!r})\n"
+               f"tok = AutoTokenizer.from_pretrained({path!r})\n"
+               'model.quantize(tok, quant_config={"zero_point": True, "q_group_size": 128, "w_bit": 4, '
+               '"version": "GEMM"})\n'
+               f"model.save_quantized({awq_out!r}); tok.save_pretrained({awq_out!r})\n"
+               + commands_vllm(awq_out, "--quantization awq"),
+        ))
         bnb8 = "BitsAndBytesConfig(load_in_8bit=True)"
         bnb4 = ('BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
                 "bnb_4bit_compute_dtype=torch.bfloat16)")
@@ -317,6 +341,26 @@ def llm_weight_choices(profile: ModelProfile, runtime: str, *, cuda: bool) -> li
             f"convert to GGUF {qtype} (llama.cpp)", qtype.lower(), "llama.cpp", risk, reason, rank, cmd,
         ))
     return choices
+
+
+def commands_vllm(path: str, flags: str) -> str:
+    """``vllm serve PATH FLAGS`` (the serving engine that runs fp8 and AWQ weights)."""
+    return f"vllm serve {q(path)} {flags}"
+
+
+def gpu_fp8(hardware: HardwareProfile) -> bool:
+    """Every NVIDIA GPU of ``hardware`` has fp8 tensor cores."""
+    gpus = [g for g in hardware.gpus if g.vendor == "nvidia"]
+    return bool(gpus) and all(supports_fp8(g.compute_capability) for g in gpus)
+
+
+def supports_fp8(gpu_cc: str | None) -> bool:
+    """fp8 tensor cores: compute capability 8.9 (Ada) and up (Hopper 9.0, Blackwell 10.x/12.x)."""
+    try:
+        major, minor = (int(x) for x in (gpu_cc or "").split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (8, 9)
 
 
 def _stored_float(profile: ModelProfile) -> str | None:

@@ -10,7 +10,7 @@ from advisor.estimator.fit import gpu_margin
 from advisor.hardware.profile import HardwareProfile
 from advisor.plan import commands
 from advisor.plan.options import PlanContext
-from advisor.plan.quantize import llm_weight_choices, with_tensors
+from advisor.plan.quantize import gpu_fp8, llm_weight_choices, with_tensors
 from advisor.plan.search import Trial, n_gpu_copies, option
 from advisor.plan.types import PlanOption
 from advisor.units import format_bytes
@@ -143,7 +143,7 @@ def multi_gpu(ctx: PlanContext) -> list[PlanOption]:
         return []
     have = len(_discrete_nvidia(a.hardware))
     runtime = a.runtime
-    for dtype_choice in (None, *_fallback_dtypes(ctx, runtime)):
+    for dtype_choice in (None, *_fallback_dtypes(ctx, runtime, fp8=gpu_fp8(a.hardware))):
         for n in TP_SIZES:
             hw = a.hardware if have >= n else n_gpu_copies(a.hardware, n)
             wl = replace(a.workload, tensor_parallel=n, gpu_layers=None,
@@ -164,9 +164,12 @@ def multi_gpu(ctx: PlanContext) -> list[PlanOption]:
     return []
 
 
-def _fallback_dtypes(ctx: PlanContext, runtime: str) -> list[str]:
-    """Weight types to combine with more GPUs when the stored ones do not fit (best quality first)."""
-    return [c.weight_dtype for c in llm_weight_choices(ctx.model, runtime, cuda=True) if c.runtime == runtime][:3]
+def _fallback_dtypes(ctx: PlanContext, runtime: str, *, fp8: bool) -> list[str]:
+    """Weight types to combine with more GPUs when the stored ones do not fit (best quality first;
+    fp8 when the GPUs run it)."""
+    choices = llm_weight_choices(ctx.model, runtime, cuda=True, fp8=fp8)
+    ranked = sorted((c for c in choices if c.runtime == runtime), key=lambda c: c.quality_rank)
+    return [c.weight_dtype for c in ranked][:3]
 
 
 def _tp_how(ctx: PlanContext, t: Trial) -> str:
@@ -175,8 +178,13 @@ def _tp_how(ctx: PlanContext, t: Trial) -> str:
         split = ",".join(["1"] * n)
         return commands.llama_server(ctx.model, "-ngl 999", "--split-mode layer", f"--tensor-split {split}",
                                      workload=replace(t.workload, tensor_parallel=1))
-    quant = "--quantization bitsandbytes" if t.workload.weight_dtype in ("int8", "nf4") else ""
-    return commands.vllm_serve(ctx.model, quant, workload=t.workload)
+    return commands.vllm_serve(ctx.model, vllm_quant_flag(t.workload.weight_dtype), workload=t.workload)
+
+
+def vllm_quant_flag(weight_dtype: str | None) -> str:
+    """vLLM's ``--quantization`` for a weight type the plan re-estimated ("" for as stored)."""
+    return {"int8": "--quantization bitsandbytes", "nf4": "--quantization bitsandbytes",
+            "fp8": "--quantization fp8", "awq": "--quantization awq"}.get(weight_dtype or "", "")
 
 
 def cloud(ctx: PlanContext) -> list[PlanOption]:
@@ -189,7 +197,8 @@ def cloud(ctx: PlanContext) -> list[PlanOption]:
     best = _cheapest(ctx, instances, None)
     out: list[PlanOption] = []
     if best is None and ctx.is_llm:
-        for dtype_choice in _fallback_dtypes(ctx, "pytorch-cuda" if a.model.format != "gguf" else "llama.cpp"):
+        for dtype_choice in _fallback_dtypes(ctx, "pytorch-cuda" if a.model.format != "gguf" else "llama.cpp",
+                                             fp8=True):
             best = _cheapest(ctx, instances, dtype_choice)
             if best is not None:
                 break
@@ -201,6 +210,8 @@ def cloud(ctx: PlanContext) -> list[PlanOption]:
 def _cheapest(ctx: PlanContext, instances: list[HardwareProfile], weight_dtype: str | None) -> Trial | None:
     a = ctx.analysis
     for inst in instances:
+        if weight_dtype == "fp8" and not gpu_fp8(inst):
+            continue
         runtime = a.runtime if a.runtime == "llama.cpp" else default_runtime(a.model, inst)
         n_gpus = len(_discrete_nvidia(inst))
         sizes = [1, *TP_SIZES] if ctx.is_llm else [1]
@@ -245,3 +256,113 @@ def _cloud_option(ctx: PlanContext, t: Trial) -> PlanOption:
         catalog_date=h.catalog_date,
     )
 
+
+
+MAX_NODES = 8
+
+
+def multi_node(ctx: PlanContext, *, cloud: bool) -> list[PlanOption]:
+    """When one machine is not enough: an existing distributed engine over N machines.
+
+    vLLM on a Ray cluster (``--tensor-parallel-size`` GPUs per node × ``--pipeline-parallel-size``
+    nodes) over machines like the target when it has several GPUs, and over the cheapest cloud
+    instance type whose N nodes fit (with the total price); llama.cpp's RPC backend (``rpc-server``
+    on each box) for GGUF models on machines at home. Offered only when the model as stored does
+    not fit even split over all the target's GPUs; the estimate is per GPU of each node.
+    """
+    a = ctx.analysis
+    if not ctx.is_llm or a.fit.fits or a.estimate.device != "cuda" or not _discrete_nvidia(a.hardware):
+        return []
+    own = len(_discrete_nvidia(a.hardware))
+    if own > 1:
+        whole = ctx.ev.trial(a.model, replace(a.workload, tensor_parallel=own, gpu_layers=None), a.runtime,
+                             n_gpu_copies(a.hardware, own))
+        if whole is not None and whole.fits:
+            return []  # the target's own GPUs are enough (multi_gpu offers that)
+    out: list[PlanOption] = []
+    if a.runtime == "llama.cpp" or a.model.format == "gguf":
+        if a.hardware.kind != "cloud":
+            rpc = _rpc_nodes(ctx)
+            if rpc is not None:
+                out.append(rpc)
+        return out
+    if own > 1:
+        t = _nodes_trial(ctx, a.hardware)
+        if t is not None:
+            out.append(_vllm_nodes_option(ctx, t, a.hardware))
+    if cloud:
+        best: tuple[float, Trial, HardwareProfile] | None = None
+        for inst in ctx.catalog:
+            if inst.kind != "cloud" or inst.price_per_hour_usd is None or len(_discrete_nvidia(inst)) < 2:
+                continue
+            t = _nodes_trial(ctx, inst)
+            if t is not None:
+                total = inst.price_per_hour_usd * t.workload.pipeline_parallel
+                if best is None or total < best[0]:
+                    best = (total, t, inst)
+        if best is not None:
+            out.append(_vllm_nodes_option(ctx, best[1], best[2]))
+    return out
+
+
+def _nodes_trial(ctx: PlanContext, node: HardwareProfile) -> Trial | None:
+    """The fewest nodes like ``node`` (2..MAX_NODES) whose GPUs together fit the model as stored."""
+    a = ctx.analysis
+    per_node = len(_discrete_nvidia(node))
+    for n in range(2, MAX_NODES + 1):
+        wl = replace(a.workload, tensor_parallel=per_node * n, pipeline_parallel=n, gpu_layers=None)
+        hw = replace(n_gpu_copies(node, per_node * n), name=f"{n} nodes × {node.name}",
+                     price_per_hour_usd=node.price_per_hour_usd * n if node.price_per_hour_usd else None,
+                     device_id=node.device_id, kind=node.kind)
+        t = ctx.ev.trial(a.model, wl, "pytorch-cuda", hw)
+        if t is not None and t.fits:
+            return t
+    return None
+
+
+def _vllm_nodes_option(ctx: PlanContext, t: Trial, node: HardwareProfile) -> PlanOption:
+    n = t.workload.pipeline_parallel
+    per_node = t.workload.tensor_parallel // n
+    gpu = _discrete_nvidia_name(node)
+    serve = commands.vllm_serve(ctx.model, f"--pipeline-parallel-size {n}", "--distributed-executor-backend ray",
+                                workload=replace(t.workload, tensor_parallel=per_node))
+    how = ("# a Ray cluster of the nodes, each with vLLM and the model at the same path\n"
+           "ray start --head --port=6379                # on the first node\n"
+           "ray start --address=FIRST_NODE_IP:6379      # on each other node\n" + serve)
+    price = node.price_per_hour_usd
+    where = f"{n} nodes like {node.name}" + (f" ({node.device_id})" if node.device_id else "")
+    title = f"vLLM over {n} nodes: tensor parallel {per_node} × pipeline parallel {n} ({n * per_node}× {gpu})"
+    if price:
+        title += f", ${price * n:.2f}/h in all"
+    return option(
+        t, kind="multi-node", title=title, risk="medium", quality_rank=0,
+        risk_reason="several machines to run and keep in step; needs a fast network between them "
+                    "(InfiniBand/RoCE for tensor parallel inside a node, pipeline stages across nodes)",
+        how_to=how, detail=f"{where}; per GPU {format_bytes(t.estimate.peak_bytes)}",
+    )
+
+
+def _discrete_nvidia_name(hardware: HardwareProfile) -> str:
+    return next(g.name for g in hardware.gpus if g.vendor == "nvidia")
+
+
+def _rpc_nodes(ctx: PlanContext) -> PlanOption | None:
+    """llama.cpp's RPC backend: the layers split over N machines like this one (rpc-server on each)."""
+    a = ctx.analysis
+    for n in range(2, MAX_NODES + 1):
+        wl = replace(a.workload, tensor_parallel=n, gpu_layers=None)
+        hw = replace(n_gpu_copies(a.hardware, n), name=f"{n} machines like {a.hardware.name}")
+        t = ctx.ev.trial(a.model, wl, "llama.cpp", hw)
+        if t is None or not t.fits:
+            continue
+        hosts = ",".join(f"HOST{i}:50052" for i in range(2, n + 1))
+        how = ("# on each other machine (llama.cpp built with -DGGML_RPC=ON):\n"
+               "rpc-server --host 0.0.0.0 --port 50052\n# on this one:\n"
+               + commands.llama_server(a.model, "-ngl 999", f"--rpc {hosts}", workload=a.workload))
+        return option(
+            t, kind="multi-node", title=f"llama.cpp RPC over {n} machines like this one (layers split)",
+            risk="medium", quality_rank=0,
+            risk_reason="each token crosses the network once per machine; a home LAN adds milliseconds per token",
+            how_to=how, detail=f"per machine {format_bytes(t.estimate.peak_bytes)} on its GPU",
+        )
+    return None

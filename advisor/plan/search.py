@@ -15,6 +15,7 @@ from typing import Any
 from advisor.errors import AdvisorError
 from advisor.estimator import estimate, fit
 from advisor.estimator.fit import ram_budget
+from advisor.estimator.speed import speed
 from advisor.estimator.types import Estimate, Fit, Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.plan.types import OptionKind, PlanOption, Risk
@@ -161,6 +162,7 @@ def option(
         extra=dict(extra),
         profile=trial.profile,
         hardware=hardware,
+        speed=speed(trial.profile, trial.workload, trial.runtime, hardware, trial.estimate),
     )
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from advisor.estimator.speed import Speed
 from advisor.estimator.types import Estimate, Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.readers.profile import ModelProfile
 
-OptionKind = Literal["as-is", "quantize", "prune", "batch", "context", "offload", "multi-gpu", "cloud", "distill"]
+OptionKind = Literal["as-is", "quantize", "prune", "batch", "context", "offload", "multi-gpu", "multi-node", "cloud",
+                     "distill"]
 Risk = Literal["low", "medium", "high"]
 OPTION_KINDS: tuple[str, ...] = (
-    "as-is", "quantize", "prune", "batch", "context", "offload", "multi-gpu", "cloud", "distill",
+    "as-is", "quantize", "prune", "batch", "context", "offload", "multi-gpu", "multi-node", "cloud", "distill",
 )
 
 
@@ -64,6 +66,7 @@ class PlanOption:
     profile: ModelProfile | None = field(default=None, repr=False, compare=False)
     hardware: HardwareProfile | None = field(default=None, repr=False, compare=False)
     required_bytes: int | None = None
+    speed: Speed | None = None
 
     def __post_init__(self) -> None:
         if self.required_bytes is None and self.peak_bytes is not None:
@@ -88,6 +91,7 @@ class PlanOption:
             "workload": self.workload.to_dict() if self.workload else None,
             "estimate": self.estimate.to_dict() if self.estimate else None,
             "apply_action": self.apply_action,
+            "speed": self.speed.to_dict() if self.speed else {"basis": "advice only: not estimated"},
             **({"extra": dict(self.extra)} if self.extra else {}),
         }
 

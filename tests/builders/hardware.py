@@ -44,19 +44,22 @@ def gpu_box(
     *,
     kind: str = "desktop",
     price_per_hour_usd: float | None = None,
+    gpu_name: str | None = None,
+    compute_capability: str = "8.9",
 ) -> HardwareProfile:
     """A machine with ``n_gpus`` NVIDIA GPUs of ``vram_gib`` each and ``ram_gib`` of RAM.
 
-    Pass ``kind="cloud"`` and a price for a cloud instance.
+    Pass ``kind="cloud"`` and a price for a cloud instance; ``gpu_name`` a real GPU's name (e.g.
+    ``NVIDIA A100-SXM4-80GB``) for its bandwidth and compute in speed estimates.
     """
     if kind not in ("desktop", "cloud"):
         raise ValueError(f"gpu_box kind must be 'desktop' or 'cloud', not {kind!r}")
     gpus = tuple(
         GpuInfo(
             index=i,
-            name=f"NVIDIA Test GPU {vram_gib:g}GB",
+            name=gpu_name or f"NVIDIA Test GPU {vram_gib:g}GB",
             memory_total_bytes=_bytes(vram_gib),
-            compute_capability="8.9",
+            compute_capability=compute_capability,
         )
         for i in range(n_gpus)
     )

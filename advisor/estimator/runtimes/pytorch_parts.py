@@ -250,6 +250,9 @@ _QUANT_LINEAR = {
     "fp4": "4-bit (bitsandbytes fp4): 0.5 B per weight + an fp32 absmax per 64 values",
     # NOTE: fp8 e4m3 weights with one fp32 scale per output row (FBGEMM/compressed-tensors style).
     "fp8": "fp8 e4m3: 1 B per weight + an fp32 scale per output row",
+    # NOTE: AutoAWQ / GPTQ checkpoints (vLLM ``--quantization awq``/``gptq``): int4 packed 8 per
+    # int32 (qweight), per 128-row group an fp16 scale and a packed int4 zero per output column.
+    "awq": "int4 AWQ/GPTQ: 0.5 B per weight + an fp16 scale and int4 zero per 128 values",
 }
 
 
@@ -257,6 +260,8 @@ def _quantized_linear_bytes(t: TensorInfo, kind: str) -> int:
     rows = t.n_elements // t.shape[-1] if t.shape else 1
     if kind in ("int8", "fp8"):
         return t.n_elements + 4 * rows
+    if kind == "awq":
+        return math.ceil(t.n_elements / 2) + math.ceil(t.n_elements * 2.5 / 128)
     return math.ceil(t.n_elements / 2) + 4 * math.ceil(t.n_elements / 64)
 
 
