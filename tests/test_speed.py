@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 
 from advisor.analysis import analyze
 from advisor.estimator import estimate
+from advisor.estimator import speed as speed_module
 from advisor.estimator.runtimes.onnxruntime_graph import node_flops
 from advisor.estimator.speed import BANDWIDTH_EFFICIENCY, speed
 from advisor.estimator.types import Workload
@@ -52,13 +53,42 @@ def test_llm_decode_is_bandwidth_bound_on_the_gpu(tmp_path: Path) -> None:
     assert gpu is not None
     # never above the roofline: every weight of the layers read once per token
     layer_bytes = sum(t.nbytes for t in model.tensors if t.layer is not None)
-    roof = gpu.memory_bandwidth * BANDWIDTH_EFFICIENCY["gpu"] / layer_bytes
+    roof = gpu.memory_bandwidth * BANDWIDTH_EFFICIENCY["cuda"] / layer_bytes
     assert 0.5 * roof < s.decode_tokens_per_second <= roof
     assert s.prefill_tokens_per_second > 10 * s.decode_tokens_per_second
     assert "GPU memory" in s.basis
 
 
-def test_layers_offloaded_to_the_cpu_slow_decode_to_system_ram_speed(tmp_path: Path) -> None:
+def test_every_layer_adds_its_launch_time_to_each_decode_step(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    model = read_model(_llama_7b_gguf(tmp_path / "llama7b-q4_0.gguf"))
+    hw = get_device("rtx4090-desktop")
+    a = analyze(model, hw, Workload(context=512), "llama.cpp")
+    with_launches = speed(model, a.workload, a.runtime, hw, a.estimate).decode_tokens_per_second
+    monkeypatch.setitem(speed_module.LAYER_STEP_SECONDS, "cuda", 0.0)
+    bandwidth_only = speed(model, a.workload, a.runtime, hw, a.estimate).decode_tokens_per_second
+    assert with_launches and bandwidth_only
+    assert 1 / with_launches - 1 / bandwidth_only == pytest.approx(32 * 62e-6, rel=1e-6)
+
+
+def test_llamacpp_quantized_prompt_follows_the_cuda_cores_not_the_tensor_cores(tmp_path: Path) -> None:
+    q4 = read_model(_llama_7b_gguf(tmp_path / "llama7b-q4_0.gguf"))
+    f16 = read_model(_llama_7b_gguf(tmp_path / "llama7b-f16.gguf", "F16"))
+    hw = get_device("rtx4090-desktop")
+    wl = Workload(context=512, seq_len=512)
+    pp_q4 = speed(q4, wl, "llama.cpp", hw, estimate(q4, wl, "llama.cpp", hw)).prefill_tokens_per_second
+    pp_f16 = speed(f16, wl, "llama.cpp", hw, estimate(f16, wl, "llama.cpp", hw)).prefill_tokens_per_second
+    gpu = throughput.gpu_throughput(hw.gpus[0])
+    assert pp_q4 and pp_f16 and gpu and gpu.simt_flops
+    ops_per_token = gpu.simt_flops * speed_module.MMQ_OPS_PER_SIMT_FLOP / pp_q4
+    assert 2 * 6.4e9 < ops_per_token < 2 * 7.2e9  # ≈ 2 × the 6.7 B parameters, plus attention
+    assert pp_f16 == pytest.approx(gpu.flops * speed_module.COMPUTE_EFFICIENCY["cuda"] / ops_per_token, rel=0.02)
+
+
+def test_layers_offloaded_to_the_cpu_slow_decode_to_system_ram_speed(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for unit in ("cuda", "cpu"):  # the bandwidth terms alone (launch times: the test above)
+        monkeypatch.setitem(speed_module.LAYER_STEP_SECONDS, unit, 0.0)
     model = read_model(_llama_7b_gguf(tmp_path / "llama7b-q4_0.gguf"))
     hw = get_device("rtx4090-desktop")
     full = analyze(model, hw, Workload(context=512), "llama.cpp")
@@ -71,7 +101,7 @@ def test_layers_offloaded_to_the_cpu_slow_decode_to_system_ram_speed(tmp_path: P
     assert host and gpu
     ratio = gpu.memory_bandwidth / host.memory_bandwidth
     # half the layers at system-RAM speed: slower by about (1 + ratio)/2 (within the head's share)
-    assert fast / slow == pytest.approx((1 + ratio * BANDWIDTH_EFFICIENCY["gpu"] / BANDWIDTH_EFFICIENCY["cpu"]) / 2,
+    assert fast / slow == pytest.approx((1 + ratio * BANDWIDTH_EFFICIENCY["cuda"] / BANDWIDTH_EFFICIENCY["cpu"]) / 2,
                                         rel=0.2)
 
 
@@ -102,7 +132,7 @@ def test_moe_reads_only_the_experts_a_token_is_routed_to(tmp_path: Path) -> None
     moe = speed(model, wl, "pytorch-cuda", box, est).decode_tokens_per_second
     gpu = throughput.gpu_throughput(box.gpus[0])
     assert moe and gpu
-    dense_roof = gpu.memory_bandwidth * BANDWIDTH_EFFICIENCY["gpu"] / est.weights_bytes
+    dense_roof = gpu.memory_bandwidth * BANDWIDTH_EFFICIENCY["cuda"] / est.weights_bytes
     assert moe > 2 * dense_roof  # top-2 of 8 experts: far less than all weights per token
 
 

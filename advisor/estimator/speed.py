@@ -35,19 +35,36 @@ from advisor.hardware.profile import HardwareProfile
 from advisor.hardware.throughput import Throughput, gpu_throughput, host_throughput
 from advisor.readers.profile import LlmArchitecture, ModelProfile
 
-# Share of the datasheet bandwidth a decode step streams at. NOTE: STREAM/BabelStream copy and
-# triad kernels reach 80-90 % of the datasheet figure on GPUs (BabelStream, Deakin et al. 2018:
-# A100 ~1.3-1.4 of 1.555 TB/s) and 60-80 % on CPU sockets (STREAM, McCalpin: the published
-# results table); decode's matrix-vector kernels read quantized blocks at a little less.
-BANDWIDTH_EFFICIENCY = {"gpu": 0.80, "cpu": 0.70, "measured": 1.0}
+# Share of the datasheet bandwidth a decode step streams at, and the fixed time each layer adds to
+# every step whatever its size: the kernels a layer launches (≈ 20 graph nodes in llama.cpp's
+# llama graph: norms, 7 matrix products, RoPE, the cache copy, attention, adds) each cost a launch
+# and a ramp-up no bandwidth hides. Both were fitted together (least squares on relative error)
+# to the CALIBRATION half of llama.cpp's published llama-bench tables, LLaMA-7B F16/Q8_0/Q4_0
+# tg128 (bench/speed_accuracy.py: 13 Apple-silicon rows, 7 CUDA rows), and are checked on the
+# held-out half, never fitted to it. The fit lands where the mechanisms say it should:
+# BabelStream reaches 80-90 % of datasheet bandwidth on GPUs (Deakin et al. 2018), and 62 µs a
+# layer is ≈ 20 nodes × 3 µs, the launch latency of a small CUDA kernel; Metal's 160 µs a layer
+# (≈ 8 µs a node) is its costlier command encoding. CPU: a ggml thread-pool barrier per node,
+# fitted on this machine's llama-bench runs of one model and checked on another
+# (bench/llamacpp_speed_measure.py). "measured": this machine's copy benchmark already is the
+# bandwidth reached.
+BANDWIDTH_EFFICIENCY = {"cuda": 0.88, "metal": 0.90, "cpu": 0.70, "measured": 1.0}
+LAYER_STEP_SECONDS = {"cuda": 62e-6, "metal": 160e-6, "cpu": 0.0, "measured": 0.0}
 # Share of the dense peak a prefill's large matrix products reach. NOTE: cuBLAS/CUTLASS GEMMs
 # of LLM shapes reach 60-80 % of the tensor-core peak (NVIDIA's "Matrix Multiplication
 # Background" guide); a prefill adds attention, norms and launches between them.
-COMPUTE_EFFICIENCY = {"gpu": 0.55, "cpu": 0.50, "measured": 0.8}
+COMPUTE_EFFICIENCY = {"cuda": 0.55, "metal": 0.55, "cpu": 0.50, "measured": 0.8}
 # NOTE: llama.cpp runs the matrix products of CPU-held layers on the GPU when a batch has at
 # least 32 tokens (ggml-cuda.cu ``ggml_backend_cuda_device_offload_op``, min_batch_size = 32),
 # copying the weights over PCIe once per micro-batch (``n_ubatch``, 512 by default).
 PREFILL_UBATCH = 512
+# NOTE: llama.cpp multiplies a prompt by quantized weights with its MMQ kernels (ggml-cuda
+# mmq.cuh): int8 tensor-core tiles whose operands are first unpacked and scaled on the CUDA
+# cores. The published Q4_0 pp512 figures follow the GPU's fp32 (CUDA-core) peak, not its int8
+# tensor peak: 145-270 tokens/s per fp32 TFLOP from an RTX 3060 to an H100, where the same
+# figures are 8-30 % of the int8 peaks. MMQ_OPS_PER_SIMT_FLOP is the median operations reached
+# per fp32 peak FLOP on the calibration half of those tables (bench/speed_accuracy.py).
+MMQ_OPS_PER_SIMT_FLOP = 2.4
 PCIE_BYTES_PER_S = 25e9  # PCIe 4.0 x16: 32 GB/s raw, ~25 GB/s achieved by cudaMemcpy (pinned)
 # NOTE: tensor parallelism all-reduces each layer's output twice (after attention and after the
 # MLP; Megatron-LM, Shoeybi et al. 2019); a small NCCL all-reduce over NVLink takes ~10 µs
@@ -130,6 +147,8 @@ class _Unit:
     bandwidth: float
     flops: float
     source: str
+    simt_flops: float | None  # a GPU's fp32 CUDA-core peak (llama.cpp's MMQ prefill), None elsewhere
+    layer_seconds: float  # fixed time a layer adds to each decode step (LAYER_STEP_SECONDS)
 
 
 def speed(profile: ModelProfile, workload: Workload, runtime: str, hardware: HardwareProfile,
@@ -155,12 +174,13 @@ def _units(hardware: HardwareProfile, device: str) -> tuple[_Unit | None, _Unit 
     if gtp is None:
         return None, host
     where = "unified memory" if (gpu is not None and gpu.unified_memory) or hardware.unified_memory else "GPU memory"
-    return _unit(gtp, "gpu", where), host
+    return _unit(gtp, "metal" if gpu is not None and gpu.vendor == "apple" else "cuda", where), host
 
 
 def _unit(tp: Throughput, kind: str, where: str) -> _Unit:
     return _Unit(label=f"{tp.name} {where}", bandwidth=tp.memory_bandwidth * BANDWIDTH_EFFICIENCY[kind],
-                 flops=tp.flops * COMPUTE_EFFICIENCY[kind], source=tp.source)
+                 flops=tp.flops * COMPUTE_EFFICIENCY[kind], source=tp.source,
+                 simt_flops=tp.simt_flops if kind == "cuda" else None, layer_seconds=LAYER_STEP_SECONDS[kind])
 
 
 @dataclass(frozen=True)
@@ -243,7 +263,8 @@ def _llm_speed(profile: ModelProfile, arch: LlmArchitecture, workload: Workload,
 
     def decode_time(unit: _Unit, share: float, parallel: int) -> float:
         mem = (layer_bytes * share + (b.head if unit is accel or not on_accel else 0)) / parallel / unit.bandwidth
-        return max(mem, ops * share / parallel / unit.flops)
+        # every GPU of a tensor-parallel group launches every layer's kernels
+        return max(mem, ops * share / parallel / unit.flops) + n_layers * share * unit.layer_seconds
 
     step = 0.0
     parts = []
@@ -258,7 +279,9 @@ def _llm_speed(profile: ModelProfile, arch: LlmArchitecture, workload: Workload,
         step += decode_time(host, 1.0 - frac, 1)
         parts.append(f"{_pct(1 - frac)} in {host.label}")
     decode = batch / step if step > 0 else None
-    prefill = _prefill(arch, b, workload, accel if on_accel else None, host, frac, parallel)
+    weight_bytes = _weight_bytes(profile, workload, runtime)
+    mmq = runtime == "llama.cpp" and weight_bytes < 1.5 * max(1, profile.n_params)  # below 12 bits a weight
+    prefill = _prefill(arch, b, workload, accel if on_accel else None, host, frac, parallel, mmq=mmq)
     basis = ("decode: bytes read per token (weights" + (", active experts" if arch.n_experts else "")
              + ", KV cache at half the context) over the bandwidth of " + " and ".join(parts)
              + "; prefill: 2 operations per active parameter per token over the compute rate")
@@ -274,13 +297,14 @@ def batch_fill(batch: int) -> float:
 
 
 def _prefill(arch: LlmArchitecture, b: _LlmBytes, workload: Workload, accel: _Unit | None, host: _Unit | None,
-             frac: float, tp: int) -> float | None:
+             frac: float, tp: int, *, mmq: bool = False) -> float | None:
     context = workload.context or workload.seq_len or 512
     prompt = max(1, workload.seq_len or context // 2)
     attn = 2 * 2 * arch.n_layers * arch.n_heads * arch.head_dim * prompt / 2  # QKᵀ and AV, causal mean
     per_token = 2.0 * b.active_params + attn
     if accel is not None:
-        t = per_token / (accel.flops * tp)
+        rate = accel.simt_flops * MMQ_OPS_PER_SIMT_FLOP if mmq and accel.simt_flops else accel.flops
+        t = per_token / (rate * tp)
         if frac < 1.0:  # CPU-held layers' weights cross PCIe once per micro-batch
             t += (1.0 - frac) * b.layers / PCIE_BYTES_PER_S / min(prompt, PREFILL_UBATCH)
         return 1.0 / t

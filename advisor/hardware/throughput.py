@@ -36,6 +36,7 @@ class Throughput:
         flops: dense operations/s its matrix units do at peak: GPUs in fp16/bf16 on tensor
             cores, CPUs in fp32 SIMD (as measured for this machine).
         fp8_flops / int8_ops: dense fp8 / int8 tensor rates, None where the hardware has none.
+        simt_flops: a GPU's fp32 rate on its shader (CUDA) cores, None when not known.
         source: where the figures come from (a URL, or "measured here").
         measured: the figures were measured on this machine, not read from a datasheet.
     """
@@ -46,6 +47,7 @@ class Throughput:
     source: str
     fp8_flops: float | None = None
     int8_ops: float | None = None
+    simt_flops: float | None = None
     measured: bool = False
 
 
@@ -69,6 +71,7 @@ def gpu_throughput(gpu: GpuInfo) -> Throughput | None:
     return Throughput(
         name=row["name"], memory_bandwidth=row["memory_bandwidth_gb_s"] * GB, flops=row["fp16_tflops"] * TERA,
         source=row["source"], fp8_flops=_tera(row.get("fp8_tflops")), int8_ops=_tera(row.get("int8_tops")),
+        simt_flops=_tera(row.get("fp32_tflops")),
     )
 
 
