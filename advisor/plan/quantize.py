@@ -189,7 +189,10 @@ def onnx_int8(profile: ModelProfile, *, static: bool) -> Transformed:
             out.append(TensorInfo(name=f"{t.name}_bias_reshape_shape", dtype="int64", shape=(rank,),
                                   n_elements=rank, nbytes=nbytes("int64", rank), file=t.file, consumers=("Reshape",)))
         touched.append(t.name)
-    return _finish(profile, out, touched)
+    done = _finish(profile, out, touched)
+    if static:
+        return done
+    return replace(done, profile=replace(done.profile, graph_rewrite="int8-dynamic"))
 
 
 def onnx_int4(profile: ModelProfile, *, block: int = INT4_BLOCK) -> Transformed:

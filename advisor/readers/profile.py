@@ -115,6 +115,9 @@ class ModelProfile:
         arch: decoder-LLM architecture when the format says so (config.json, GGUF metadata).
         metadata: other facts worth showing (GGUF file type, quantization version, ...).
         notes: things a person should know about how it was read.
+        graph_rewrite: a change the plan made to the tensors but not to the file's graph, which the
+            estimator applies to the graph it reads from ``load_path`` ("int8-dynamic": as
+            ``quantize_dynamic`` writes it); "" for a model as stored.
     """
 
     path: str
@@ -136,6 +139,7 @@ class ModelProfile:
     arch: LlmArchitecture | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    graph_rewrite: str = ""
 
     @property
     def is_llm(self) -> bool:

@@ -55,6 +55,12 @@ def estimate(profile: ModelProfile, workload: Workload, runtime: str,
     skeleton = _skeleton(profile.load_path)
     ins = resolve_inputs(skeleton, workload, profile.load_path)
     inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
+    if profile.graph_rewrite == "int8-dynamic":
+        from advisor.estimator.mechanisms.ort_quantize_dynamic import dynamic_int8_graph
+
+        quantized = frozenset(t.name.removesuffix("_quantized") for t in profile.tensors
+                              if t.name.endswith("_quantized") and t.dtype == "int8")
+        inferred = dynamic_int8_graph(inferred, quantized)
     cuda = runtime == "onnxruntime-cuda"
     gm = graph_memory(inferred, count_inputs=cuda, kernels=None if cuda else cpu_kernel_target(hardware))
     notes = list(ins.notes)
