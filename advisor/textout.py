@@ -122,13 +122,14 @@ def plan_text(plan: Plan) -> str:
                 format_bytes(o.required_bytes),
                 format_bytes(o.peak_bytes),
                 format_bytes(o.headroom_bytes) if o.headroom_bytes is not None else "—",
+                o.speed.compact() if o.speed else "—",
                 o.risk,
                 format_price(o.price_per_hour_usd) if o.price_per_hour_usd is not None else "",
             ]
         )
     head = "Plan: it fits as is." if plan.fits_as_is else "Plan: it does not fit as is; options, best first."
-    out = [head, table(["#", "fits", "kind", "option", "needs", "peak", "headroom", "risk", "price"], rows,
-                     right=(0, 4, 5, 6))]
+    out = [head, table(["#", "fits", "kind", "option", "needs", "peak", "headroom", "speed", "risk", "price"], rows,
+                     right=(0, 4, 5, 6, 7))]
     out.append("")
     out.append("How to:")
     width = _width()
@@ -136,6 +137,9 @@ def plan_text(plan: Plan) -> str:
         out.append(f"{i}. {o.title} — {o.risk} risk: {o.risk_reason}")
         if o.detail:
             out.append(textwrap.fill(o.detail, width, initial_indent="   ", subsequent_indent="   "))
+        if o.speed and o.speed.rate:
+            out.append(textwrap.fill(f"Speed {o.speed.short()}: {o.speed.basis}", width, initial_indent="   ",
+                                     subsequent_indent="   "))
         for cmd_line in o.how_to.splitlines():
             out.append(f"     {cmd_line}")
     for note in plan.notes:

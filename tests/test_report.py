@@ -206,8 +206,8 @@ def test_markdown_has_tables_and_code_blocks(tmp_path: Path, mlp_result: tuple[A
     analysis, plan = mlp_result
     md = write_report(analysis, plan, tmp_path / "r.md", images={"breakdown": tiny_png()}).read_text(encoding="utf-8")
     assert md.startswith("# Memory report: mlp\n")
-    assert "| # | Kind | Option | Fits | Needs | Peak | Headroom | Risk | Price |" in md
-    assert "| ---: | --- | --- | --- | ---: | ---: | ---: | --- | --- |" in md  # numbers right-aligned
+    assert "| # | Kind | Option | Fits | Needs | Peak | Headroom | Speed | Risk | Price |" in md
+    assert "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |" in md  # numbers right-aligned
     assert "HTML/PDF report" in md and "data:image" not in md
     blocks = re.findall(r"^(`{3,})\n(.*?)\n\1$", md, flags=re.MULTILINE | re.DOTALL)
     assert [b[1] for b in blocks] == [o.how_to.strip("\n") for o in plan.options if o.how_to.strip()]

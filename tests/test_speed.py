@@ -85,6 +85,19 @@ def test_llamacpp_quantized_prompt_follows_the_cuda_cores_not_the_tensor_cores(t
     assert pp_f16 == pytest.approx(gpu.flops * speed_module.COMPUTE_EFFICIENCY["cuda"] / ops_per_token, rel=0.02)
 
 
+def test_a_cpu_only_box_decodes_at_its_ram_speed(tmp_path: Path) -> None:
+    model = read_model(_llama_7b_gguf(tmp_path / "llama7b-q4_0.gguf"))
+    pi = get_device("rpi5-8gb")
+    a = analyze(model, pi, Workload(context=512), "llama.cpp")
+    s = speed(model, a.workload, a.runtime, pi, a.estimate)
+    host = throughput.host_throughput(pi)
+    assert host and s.decode_tokens_per_second and s.prefill_tokens_per_second
+    layer_bytes = sum(t.nbytes for t in model.tensors if t.layer is not None)
+    roof = host.memory_bandwidth * BANDWIDTH_EFFICIENCY["cpu"] / layer_bytes
+    assert 0.5 * roof < s.decode_tokens_per_second <= roof
+    assert "system RAM" in s.basis
+
+
 def test_layers_offloaded_to_the_cpu_slow_decode_to_system_ram_speed(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     for unit in ("cuda", "cpu"):  # the bandwidth terms alone (launch times: the test above)
@@ -199,6 +212,11 @@ def test_onnx_saved_model_flops_survive_a_batch(tmp_path: Path) -> None:
     path = onnx_models.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "c.onnx")
     model = read_model(path)
     hw = get_device("rpi5-8gb")
-    one = analyze(model, hw, Workload(input_shapes={"x": (1, 3, 16, 16)})).estimate.flops
-    four = analyze(model, hw, Workload(input_shapes={"x": (4, 3, 16, 16)})).estimate.flops
+    a1, a4 = (analyze(model, hw, Workload(input_shapes={"x": (n, 3, 16, 16)})) for n in (1, 4))
+    one, four = a1.estimate.flops, a4.estimate.flops
     assert one == 2 * 27 * 4 * 14 * 14 and four == 4 * one
+    # a tiny net is dispatch-bound: a batch of 4 shares one run's fixed cost, so more samples/s
+    s1, s4 = (speed(model, a.workload, a.runtime, hw, a.estimate) for a in (a1, a4))
+    assert s1.inferences_per_second and s4.inferences_per_second
+    assert 2 * s1.inferences_per_second < s4.inferences_per_second <= 4 * s1.inferences_per_second
+    assert "batch 4" in s4.basis

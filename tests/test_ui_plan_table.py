@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt
 from pytestqt.qtbot import QtBot
 
+from advisor.estimator.speed import Speed
 from advisor.estimator.types import GIB
 from advisor.plan.types import Plan, PlanOption
 from advisor.ui.plan_table import (
@@ -16,6 +17,7 @@ from advisor.ui.plan_table import (
     COL_PRICE,
     COL_RANK,
     COL_RISK,
+    COL_SPEED,
     HEADERS,
     OPTION_ROLE,
     SORT_ROLE,
@@ -31,7 +33,8 @@ def _plan() -> Plan:
     return Plan(fits_as_is=False, options=(
         PlanOption("quantize", "int8 dynamic quantization", 3 * GIB, True, 2 * GIB, "medium",
                    "int8 weights lose a little accuracy", "python -m onnxruntime.quantization ...",
-                   apply_action="onnx-int8-dynamic"),
+                   apply_action="onnx-int8-dynamic",
+                   speed=Speed(basis="2 GFLOP per run", inferences_per_second=1234.5)),
         PlanOption("cloud", "Cloud: big GPU", 9 * GIB, True, 60 * GIB, "low", "costs money",
                    "# rent it\nssh ...", price_per_hour_usd=3.5),
         PlanOption("as-is", "Run as is", 9 * GIB, False, -4 * GIB, "low", "", "run it"),
@@ -61,6 +64,8 @@ def test_rows_columns_and_cells(qapp: object) -> None:
     assert cell(0, COL_HEADROOM) == "+2.0 GiB"
     assert cell(2, COL_HEADROOM) == "−4.0 GiB"
     assert cell(0, COL_RISK) == "medium — int8 weights lose a little accuracy"
+    assert cell(0, COL_SPEED) == "1,234 inf/s" and cell(3, COL_SPEED) == "—"
+    assert cell(0, COL_SPEED, Qt.ItemDataRole.ToolTipRole) == "≈ 1,234 inferences/s: 2 GFLOP per run"
     assert cell(1, COL_PRICE) == "$3.50/h"
     assert cell(0, COL_PRICE) == ""
     assert cell(1, COL_HOW_TO) == "# rent it …"  # first line, the rest in the tooltip

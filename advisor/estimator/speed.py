@@ -94,7 +94,8 @@ class Speed:
         decode_tokens_per_second: new tokens each sequence gets per second while generating.
         decode_total_tokens_per_second: over all sequences of the batch (= decode × batch).
         prefill_tokens_per_second: prompt tokens processed per second.
-        inferences_per_second: runs per second of a graph model at the workload's shapes.
+        inferences_per_second: samples per second a graph model gets through at the workload's
+            shapes (one run of a batch of B is B inferences).
         basis: what the figures assume, in words.
     """
 
@@ -129,6 +130,14 @@ class Speed:
         if self.inferences_per_second is not None:
             return f"≈ {_num(self.inferences_per_second)} inferences/s"
         return "speed not estimated"
+
+    def compact(self) -> str:
+        """A table cell: "42 tok/s", "1,200 inf/s", or "—" when not estimated."""
+        if self.decode_tokens_per_second is not None:
+            return f"{_num(self.decode_tokens_per_second)} tok/s"
+        if self.inferences_per_second is not None:
+            return f"{_num(self.inferences_per_second)} inf/s"
+        return "—"
 
 
 def _num(x: float) -> str:
@@ -275,7 +284,10 @@ def _llm_speed(profile: ModelProfile, arch: LlmArchitecture, workload: Workload,
         step += (stages - 1) * NODE_HOP_SECONDS
         parts.append(f"{_pct(frac)} of the layers in {accel.label}" + (f" over {tp} GPUs" if tp > 1 else "")
                      + (f" in {stages} pipeline stages" if stages > 1 else ""))
-    if frac < 1.0 and host is not None:
+    if not on_accel and host is not None:
+        step += decode_time(host, 1.0, 1)
+        parts.append(f"all of the layers in {host.label}")
+    elif frac < 1.0 and host is not None:
         step += decode_time(host, 1.0 - frac, 1)
         parts.append(f"{_pct(1 - frac)} in {host.label}")
     decode = batch / step if step > 0 else None
@@ -327,10 +339,18 @@ def _graph_speed(profile: ModelProfile, workload: Workload, hardware: HardwarePr
     where = "cuda" if accel is not None else "cpu"
     dispatch = ORT_RUN_SECONDS[where] + est.nodes * ORT_NODE_SECONDS[where]
     t = max(est.flops / unit.flops, est.traffic_bytes / unit.bandwidth) + dispatch
-    gflop = est.flops / 1e9
+    batch = _batch_of(workload, est)
     return Speed(
-        basis=f"{gflop:,.2f} GFLOP and {est.traffic_bytes / 1e6:,.0f} MB moved per inference "
-              f"(batch {workload.batch}) on {unit.label}, plus {dispatch * 1e6:,.0f} µs dispatching "
-              f"{est.nodes} nodes",
-        inferences_per_second=1.0 / t if t > 0 else None,
+        basis=f"{est.flops / 1e9:,.2f} GFLOP and {est.traffic_bytes / 1e6:,.0f} MB moved per run of batch {batch} "
+              f"on {unit.label}, plus {dispatch * 1e6:,.0f} µs dispatching {est.nodes} nodes",
+        inferences_per_second=batch / t if t > 0 else None,
     )
+
+
+def _batch_of(workload: Workload, est: Estimate) -> int:
+    """Samples in one run: the leading dim of explicit ``--input`` shapes, else ``--batch``."""
+    if workload.input_shapes:
+        firsts = [shape[0] for shape in est.resolved_inputs.values() if shape]
+        if firsts:
+            return max(1, min(firsts))
+    return max(1, workload.batch)

@@ -297,6 +297,8 @@ def _option(i: int, o: PlanOption) -> dict[str, Any]:
         "headroom": format_bytes(o.headroom_bytes),
         "risk": o.risk,
         "risk_reason": o.risk_reason,
+        "speed": o.speed.compact() if o.speed else "—",
+        "speed_text": f"Speed {o.speed.short()}: {o.speed.basis}" if o.speed and o.speed.rate else "",
         "price": format_price(o.price_per_hour_usd),
         "detail": o.detail,
         "how_to": o.how_to.strip("\n"),

@@ -108,10 +108,10 @@ def _plan_md(plan: dict[str, Any]) -> list[str]:
     options = plan["options"]
     if not options:
         return [*out, "", "No options."]
-    rows = [(o["index"], o["kind"], o["title"], o["fits_text"], o["required"], o["peak"], o["headroom"],
+    rows = [(o["index"], o["kind"], o["title"], o["fits_text"], o["required"], o["peak"], o["headroom"], o["speed"],
              f"{o['risk']}: {o['risk_reason']}", o["price"]) for o in options]
-    out += ["", md_table(["#", "Kind", "Option", "Fits", "Needs", "Peak", "Headroom", "Risk", "Price"], rows,
-                         right=(0, 4, 5, 6))]
+    out += ["", md_table(["#", "Kind", "Option", "Fits", "Needs", "Peak", "Headroom", "Speed", "Risk", "Price"], rows,
+                         right=(0, 4, 5, 6, 7))]
     out += ["", "### How to"]
     for o in options:
         out += ["", f"#### {o['index']}. {md_text(o['title'])}", "",
@@ -119,6 +119,8 @@ def _plan_md(plan: dict[str, Any]) -> list[str]:
                 f"{md_text(o['risk_reason'])}"]
         if o["detail"]:
             out += ["", md_text(o["detail"])]
+        if o["speed_text"]:
+            out += ["", md_text(o["speed_text"])]
         if o["how_to"]:
             out += ["", fenced(o["how_to"])]
     return out

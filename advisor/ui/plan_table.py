@@ -39,12 +39,15 @@ COL_FITS = 1
 COL_OPTION = 2
 COL_PEAK = 3
 COL_HEADROOM = 4
-COL_RISK = 5
-COL_PRICE = 6
-COL_HOW_TO = 7
+COL_SPEED = 5
+COL_RISK = 6
+COL_PRICE = 7
+COL_HOW_TO = 8
 # The memory column is what the run needs (the verdict's figure); its tooltip adds the peak shown.
-HEADERS: tuple[str, ...] = ("#", "Fits", "Option", "Needs before → after", "Headroom", "Risk", "Price", "How to")
+HEADERS: tuple[str, ...] = ("#", "Fits", "Option", "Needs before → after", "Headroom", "Speed", "Risk", "Price",
+                            "How to")
 
+_NUMBER_COLUMNS = (COL_RANK, COL_PEAK, COL_HEADROOM, COL_SPEED, COL_PRICE)  # right-aligned
 SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 1
 OPTION_ROLE = int(Qt.ItemDataRole.UserRole) + 2
 _RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
@@ -108,7 +111,7 @@ class PlanTableModel(QAbstractTableModel):
             return QBrush(fit_color(bool(opt.fits)))
         if role == Qt.ItemDataRole.DecorationRole and col == COL_FITS:
             return _fit_icon(opt.fits)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_RANK, COL_PEAK, COL_HEADROOM, COL_PRICE):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in _NUMBER_COLUMNS:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -123,6 +126,8 @@ class PlanTableModel(QAbstractTableModel):
             return peak_change(self._before_bytes, opt.required_bytes)
         if col == COL_HEADROOM:
             return headroom_text(opt.headroom_bytes)
+        if col == COL_SPEED:
+            return opt.speed.compact() if opt.speed else "—"
         if col == COL_RISK:
             return f"{opt.risk} — {opt.risk_reason}" if opt.risk_reason else str(opt.risk)
         if col == COL_PRICE:
@@ -140,6 +145,7 @@ class PlanTableModel(QAbstractTableModel):
             COL_OPTION: str(opt.title).lower(),
             COL_PEAK: float(opt.required_bytes) if opt.required_bytes is not None else big,
             COL_HEADROOM: float(opt.headroom_bytes) if opt.headroom_bytes is not None else -big,
+            COL_SPEED: -(opt.speed.rate or 0.0) if opt.speed else 0.0,  # fastest first
             COL_RISK: _RISK_ORDER.get(opt.risk, 3),
             COL_PRICE: float(opt.price_per_hour_usd) if opt.price_per_hour_usd is not None else big,
             COL_HOW_TO: str(opt.how_to),
@@ -153,6 +159,8 @@ class PlanTableModel(QAbstractTableModel):
             return str(opt.detail)
         if col == COL_RISK:
             return str(opt.risk_reason) or None
+        if col == COL_SPEED and opt.speed:
+            return f"{opt.speed.short()}: {opt.speed.basis}"
         if col == COL_PEAK and opt.peak_bytes is not None and opt.peak_bytes != opt.required_bytes:
             return (f"needs {format_bytes(opt.required_bytes)}; shows a {format_bytes(opt.peak_bytes)} peak "
                     "while memory is plentiful (the rest is pages the OS can drop)")
@@ -197,7 +205,7 @@ class PlanView(QWidget):
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
-        for col in (COL_RANK, COL_FITS, COL_PEAK, COL_HEADROOM, COL_PRICE):
+        for col in (COL_RANK, COL_FITS, COL_PEAK, COL_HEADROOM, COL_SPEED, COL_PRICE):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_OPTION, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_RISK, QHeaderView.ResizeMode.Interactive)
