@@ -8,8 +8,12 @@ context; pp = prompt tokens/s over 512 or 128 tokens):
 * ``bench/data/llamacpp_published.json``: the tables llama.cpp's maintainers and users publish in
   the repository's discussions (Apple silicon: LLaMA-7B F16/Q8_0/Q4_0 per chip; CUDA GPUs), each
   row with its source URL. The chip's GPU is matched in ``resources/throughput.json`` by name.
-* ``bench/results/llamacpp_speed_here.json``: llama-bench on this machine (CPU, built from source),
-  on llama-architecture GGUF files of random weights, compared with the measured-host figures.
+* ``bench/results/llamacpp_speed_here.json``: llama-bench on this machine (CPU, built from source;
+  ``bench/llamacpp_speed_measure.py``), on llama-architecture GGUF files of random weights,
+  compared with the measured-host figures (the read benchmark of
+  :func:`advisor.hardware.throughput.measured_host`).
+
+Output: ``bench/results/speed_accuracy.txt`` (this script's stdout).
 
 Each model is rebuilt here as a sparse GGUF of the same shape and types (LLaMA-7B: 32 layers,
 4096 hidden, 11008 FFN, 32000 vocab; output.weight Q6_K as llama-quantize writes it for Q4_0/
@@ -146,7 +150,8 @@ def here() -> None:
     data = json.loads(HERE.read_text())
     host = measured_host("bench", 2)
     print(f"\n# llama-bench on this machine ({data.get('cpu')}, llama.cpp {data.get('llama_cpp_commit')}); "
-          f"measured host {host.memory_bandwidth / 1e9:.1f} GB/s, {host.flops / 1e9:.0f} GFLOP/s")
+          f"measured host {host.memory_bandwidth / 1e9:.1f} GB/s (2 cores reading at once), "
+          f"{host.flops / 1e9:.0f} GFLOP/s. No constant was fitted to these runs: all are held out.")
     hw = HardwareProfile(name="this machine", source="probe", kind="this-machine", memory_total_bytes=24 * 1024**3,
                          cpu=CpuInfo(model="bench", arch="x86_64", physical_cores=2, logical_cores=2))
     errs: list[float] = []
@@ -160,10 +165,12 @@ def here() -> None:
             wl = Workload(context=32, seq_len=1)
             s = speed(model, wl, "llama.cpp", hw, estimate(model, wl, "llama.cpp", hw))
             e = _err(s.decode_tokens_per_second, row["tg32"])
-            if e is not None and row.get("threads") == 2:
+            all_cores = row.get("threads") == 2
+            if e is not None and all_cores:
                 errs.append(e)
             print(f"{row['model']:24} {row['quant']:6} t={row['threads']} tg32 {row['tg32']:7.1f} pred "
-                  f"{s.decode_tokens_per_second or 0:7.1f} {e or 0:+5.0f} %")
+                  f"{s.decode_tokens_per_second or 0:7.1f} {e or 0:+5.0f} %"
+                  + ("" if all_cores else "   (1 thread: the estimate assumes all cores; not counted)"))
         del tmp
     print(_summary("this machine, 2 threads", errs))
 

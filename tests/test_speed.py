@@ -177,21 +177,21 @@ def test_this_machines_bandwidth_is_measured_once_and_cached(tmp_path: Path, mon
     monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path))
     throughput.measured_host.cache_clear()
     calls = []
-    monkeypatch.setattr(throughput, "_copy_bandwidth", lambda: calls.append(1) or 12e9)
+    monkeypatch.setattr(throughput, "_read_bandwidth", lambda threads: calls.append(threads) or 12e9)
     monkeypatch.setattr(throughput, "_matmul_flops", lambda: 50e9)
     hw = this_machine()
     first = throughput.host_throughput(hw)
     throughput.measured_host.cache_clear()
     second = throughput.host_throughput(hw)
     assert first and second and first.measured and second.memory_bandwidth == 12e9
-    assert calls == [1]  # the second process-level lookup read the file
+    assert calls == [hw.cpu.physical_cores]  # all cores at once; the second lookup read the file
     cached = json.loads((tmp_path / "host_throughput.json").read_text())
     assert next(iter(cached.values()))["bandwidth"] == 12e9
     throughput.measured_host.cache_clear()
 
 
-def test_the_copy_benchmark_measures_something_plausible() -> None:
-    bw = throughput._copy_bandwidth(size=16 * 1024**2, repeats=2)
+def test_the_read_benchmark_measures_something_plausible() -> None:
+    bw = throughput._read_bandwidth(2, size=16 * 1024**2, repeats=2)
     assert 1e8 < bw < 1e13
 
 

@@ -308,7 +308,8 @@ def llm_weight_choices(profile: ModelProfile, runtime: str, *, cuda: bool, fp8: 
             ))
         choices.append(WeightChoice(
             "int4 AWQ weights (vLLM --quantization awq)", "awq", runtime, "medium",
-            "4-bit activation-aware weights, one scale per 128 values; a few % quality loss, fast Marlin kernels",
+            "4-bit activation-aware weights, one scale per 128 values; a few % quality loss, fast Marlin kernels "
+            "(a GPTQ int4 checkpoint, --quantization gptq, needs the same memory)",
             4, "pip install autoawq   # or take a published -AWQ checkpoint of the model\n"
                "from awq import AutoAWQForCausalLM\nfrom transformers import AutoTokenizer\n"
                f"model = AutoAWQForCausalLM.from_pretrained({path!r})\n"
