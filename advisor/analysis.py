@@ -43,10 +43,20 @@ class Analysis:
         }
 
 
-def analyze(model: ModelProfile, hardware: HardwareProfile, workload: Workload, runtime: str | None = None) -> Analysis:
-    """Estimate ``model`` under ``workload`` and hold it against ``hardware``."""
+def analyze(model: ModelProfile, hardware: HardwareProfile, workload: Workload, runtime: str | None = None,
+            *, learn: bool = True) -> Analysis:
+    """Estimate ``model`` under ``workload`` and hold it against ``hardware``.
+
+    On this machine (``hardware.is_live``), a stored measurement of the same model, runtime and
+    workload corrects the estimate and says so in its notes (:mod:`advisor.measure.store`);
+    ``learn=False`` gives the estimate alone (what a new measurement is held against).
+    """
     runtime = runtime or default_runtime(model, hardware)
     est = estimate(model, workload, runtime, hardware)
+    if learn and hardware.is_live:
+        from advisor.measure.store import learned
+
+        est = learned(model, runtime, workload, est, hardware)
     return Analysis(model, hardware, workload, runtime, est, fit(est, hardware))
 
 

@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workload(p)
     _add_cloud(p)
 
+    p = sub.add_parser("measure", help="run the model here and hold its measured memory against the prediction")
+    p.add_argument("path", help="an .onnx or .gguf file, or a model folder")
+    _add_workload(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
     p = sub.add_parser("probe", help="this machine's hardware profile")
     p.add_argument("--out", metavar="FILE", help="write the profile as JSON (read back with --hardware FILE)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -156,6 +161,7 @@ def run(argv: Sequence[str]) -> int:
             "analyze": _cmd_analyze,
             "plan": _cmd_plan,
             "report": _cmd_report,
+            "measure": _cmd_measure,
             "probe": _cmd_probe,
             "devices": _cmd_devices,
         }[args.command]
@@ -258,6 +264,22 @@ def _chart_images(analysis: Any) -> dict[str, bytes]:
         print(f"advisor: note: report written without the chart ({exc})", file=sys.stderr)
         return {}
     return {"breakdown": render_breakdown_png(analysis)}
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    from advisor.measure import measure
+    from advisor.readers import read_model
+
+    workload = workload_from_args(args)
+    model = read_model(args.path)
+    m = measure(model, workload, args.runtime)
+    if args.json:
+        _print_json({"advisor_version": __version__, "measurement": m.to_dict()})
+    else:
+        from advisor.textout import measurement_text
+
+        print(measurement_text(m))
+    return EXIT_OK
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

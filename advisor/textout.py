@@ -9,6 +9,7 @@ from typing import Any
 
 from advisor.analysis import Analysis
 from advisor.hardware.profile import HardwareProfile
+from advisor.measure import Measurement
 from advisor.plan.types import Plan
 from advisor.units import format_bytes, format_count, format_price
 from advisor.verdict import certainty_text, verdict_words
@@ -194,3 +195,26 @@ def devices_text(entries: Sequence[dict[str, Any]]) -> str:
             ]
         )
     return table(["id", "kind", "name", "RAM", "GPUs", "price"], rows, right=(3,))
+
+
+def measurement_text(m: Measurement) -> str:
+    """Predicted against measured, for a person: the figures, the error, how the run went."""
+    est = m.predicted
+    where = "inside" if m.inside_range else "outside"
+    rows = [
+        ["peak", f"{format_bytes(est.peak_bytes)}  ({format_bytes(est.low_bytes)} – {format_bytes(est.high_bytes)})",
+         format_bytes(m.peak_bytes), f"{m.error_pct:+.1f} %  ({where} the range)"],
+        ["required", format_bytes(est.required_bytes), "", ""],
+        ["after load", "", format_bytes(m.load_peak_bytes), ""],
+    ]
+    cap = {"cgroup-v1": "a cgroup", "cgroup-v2": "a cgroup", "rlimit": "an address-space limit"}.get(m.cap_kind,
+                                                                                                m.cap_kind)
+    head = (f"Measured on this machine: {m.model_path}\n{m.runtime} ({m.runtime_version}), {m.duration_s:.1f} s, "
+            f"under {cap} of {format_bytes(m.cap_bytes)}")
+    shapes = m.workload.get("input_shapes") or {}
+    if shapes:
+        head += "\nShapes: " + ", ".join(f"{k}=[{', '.join(str(d) for d in v)}]" for k, v in shapes.items())
+    table_text = table(["", "predicted", "measured", "error"], rows, right=(2,))
+    note = ("The estimate's error is predicted minus measured, in % of the measured peak. The measurement is "
+            "kept; the next estimate of this model here shows it.")
+    return "\n".join([head, "", table_text, "", textwrap.fill(note, _width())])

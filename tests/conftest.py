@@ -20,6 +20,14 @@ def advisor_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def advisor_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Measurements a test stores go to a folder of its own, not ~/.local/share (nor another test's)."""
+    folder = tmp_path_factory.mktemp("advisor-data")
+    monkeypatch.setenv("ADVISOR_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def model_path(tmp_path: Path) -> Path:
     """A small ONNX MLP (a few MB) that every front can open."""

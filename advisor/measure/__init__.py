@@ -1,0 +1,383 @@
+"""Measure a model on this machine and hold the measurement against the prediction.
+
+:func:`measure` runs the model once in a child process (:mod:`advisor.measure.child`) under a
+hard memory cap (:mod:`advisor.measure.cap`), samples the child's resident set from outside
+while it runs (``/proc/PID/status``, every 20 ms, for the live plot), and reads the child's exact
+high-water mark at the end. It refuses to start when the prediction does not fit the memory
+available now, and it never waits on a child that was cancelled: the child's whole process
+group is killed at once. Each finished measurement is stored (:mod:`advisor.measure.store`).
+
+Runtimes: onnxruntime on the CPU (always installed) and llama.cpp through llama-cpp-python
+(when installed). Runs on a GPU and PyTorch runs are refused with a message that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from advisor.cancel import Cancelled, CancelToken
+from advisor.errors import AdvisorError
+from advisor.estimator.types import MIB, Estimate, Workload
+from advisor.hardware.profile import HardwareProfile
+from advisor.readers.profile import ModelProfile
+from advisor.units import format_bytes
+
+SAMPLE_SECONDS = 0.02
+# Kept free for everything else while a measurement runs: the margin the verdict keeps when it
+# plans against RAM (advisor.verdict: max(512 MiB, 10 % of RAM)).
+MARGIN_FRACTION = 0.10
+MIN_MARGIN_BYTES = 512 * MIB
+
+_ENGINES = {"onnxruntime-cpu": ("onnxruntime", "onnxruntime", "pip install onnxruntime"),
+            "llama.cpp": ("llama.cpp", "llama_cpp", "pip install llama-cpp-python")}
+
+
+class MeasureError(AdvisorError):
+    """A measurement that could not start or did not finish (the message says why, in one line)."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run of a model on this machine, next to what was predicted for it.
+
+    Attributes:
+        model_path / runtime / runtime_version: what ran, with which engine.
+        workload: the workload it ran (the estimate's resolved inputs for ONNX).
+        machine: this machine's name and CPU, as the store keys it.
+        peak_bytes: the child's resident high-water mark above its bare-runtime baseline.
+        load_peak_bytes: the same after loading, before the first run.
+        predicted: the estimate the run is held against.
+        duration_s: wall time of the child, start to exit.
+        cap_bytes / cap_kind: the hard cap it ran under.
+        samples: ``(seconds since start, resident bytes above the baseline)`` while it ran.
+        phases: ``(seconds since start, "load" | "run" | "done")``.
+        when: ISO date and time of the run.
+    """
+
+    model_path: str
+    runtime: str
+    runtime_version: str
+    workload: dict[str, Any]
+    machine: str
+    peak_bytes: int
+    load_peak_bytes: int
+    predicted: Estimate
+    duration_s: float
+    cap_bytes: int
+    cap_kind: str
+    samples: tuple[tuple[float, int], ...] = ()
+    phases: tuple[tuple[float, str], ...] = ()
+    when: str = ""
+
+    @property
+    def error_pct(self) -> float:
+        """How far the predicted peak is from the measured one, in % of the measured."""
+        return (self.predicted.peak_bytes - self.peak_bytes) / max(1, self.peak_bytes) * 100
+
+    @property
+    def inside_range(self) -> bool:
+        """Whether the measured peak lies in the prediction's [low, high]."""
+        return self.predicted.low_bytes <= self.peak_bytes <= self.predicted.high_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_path": self.model_path,
+            "runtime": self.runtime,
+            "runtime_version": self.runtime_version,
+            "workload": self.workload,
+            "machine": self.machine,
+            "measured_peak_bytes": self.peak_bytes,
+            "measured_load_peak_bytes": self.load_peak_bytes,
+            "predicted_peak_bytes": self.predicted.peak_bytes,
+            "predicted_low_bytes": self.predicted.low_bytes,
+            "predicted_high_bytes": self.predicted.high_bytes,
+            "predicted_required_bytes": self.predicted.required_bytes,
+            "error_pct": round(self.error_pct, 2),
+            "inside_range": self.inside_range,
+            "duration_s": round(self.duration_s, 3),
+            "cap_bytes": self.cap_bytes,
+            "cap_kind": self.cap_kind,
+            "when": self.when,
+            "samples": [[round(t, 3), b] for t, b in self.samples],
+            "phases": [[round(t, 3), p] for t, p in self.phases],
+        }
+
+
+@dataclass
+class _Run:
+    """What the reader thread collects from the child's stdout."""
+
+    phases: list[tuple[float, str]] = field(default_factory=list)
+    baseline_rss: int | None = None
+    final: dict[str, Any] | None = None
+
+
+def machine_key(hw: HardwareProfile) -> str:
+    """This machine as the store keys it: its name and CPU model."""
+    return f"{hw.name} | {hw.cpu.model or '?'} | {hw.cpu.physical_cores or '?'} cores"
+
+
+def measure(
+    profile: ModelProfile,
+    workload: Workload,
+    runtime: str | None = None,
+    hardware: HardwareProfile | None = None,
+    *,
+    cancel: CancelToken | None = None,
+    on_sample: Callable[[float, int], None] | None = None,
+    on_phase: Callable[[float, str], None] | None = None,
+    available_bytes: int | None = None,
+    store: bool = True,
+    cap_bytes: int | None = None,
+) -> Measurement:
+    """Run ``profile`` under ``workload`` on this machine and measure its peak memory.
+
+    Args:
+        hardware: this machine's profile (probed when None); the prediction is made for it.
+        cancel: set it to stop the run at once (raises :class:`~advisor.cancel.Cancelled`).
+        on_sample: called from this thread with ``(seconds, resident bytes above baseline)``.
+        on_phase: called with ``(seconds, phase)`` as the child loads, runs and ends.
+        available_bytes: memory available now (read from the system when None).
+        store: keep the finished measurement in the user's data folder.
+        cap_bytes: a tighter hard cap than what is available now less the margin.
+
+    Raises:
+        MeasureError: the runtime is not installed or not supported here, the prediction does
+            not fit what is available now, or the run failed (killed by the cap, an error).
+        Cancelled: ``cancel`` was set; the child was killed.
+    """
+    from advisor.analysis import analyze
+
+    if hardware is None:
+        from advisor.hardware.probe import probe
+
+        hardware = probe()
+    analysis = analyze(profile, hardware, workload, runtime, learn=False)
+    runtime, est = analysis.runtime, analysis.estimate
+    spec = _spec(profile, analysis.workload, runtime, est, hardware)
+    room = _cap_for(profile, est, hardware, available_bytes)
+    cap_bytes = room if cap_bytes is None else min(cap_bytes, room)
+    run = _run_child(spec, cap_bytes, cancel=cancel, on_sample=on_sample, on_phase=on_phase,
+                     path=profile.path)
+    m, samples, phases, duration, cap_kind = run
+    measurement = Measurement(
+        model_path=profile.path, runtime=runtime, runtime_version=str(m.get("runtime_version", "?")),
+        workload=workload_key(analysis.workload, est), machine=machine_key(hardware),
+        peak_bytes=int(m["peak_bytes"]), load_peak_bytes=int(m.get("load_peak_bytes", 0)), predicted=est,
+        duration_s=duration, cap_bytes=cap_bytes, cap_kind=cap_kind, samples=samples, phases=phases,
+        when=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    if store:
+        from advisor.measure.store import save
+
+        save(profile, measurement)
+    return measurement
+
+
+def workload_key(workload: Workload, est: Estimate) -> dict[str, Any]:
+    """The workload as it ran: with ONNX inputs resolved to the shapes the estimate used."""
+    doc = workload.to_dict()
+    if est.resolved_inputs:
+        doc["input_shapes"] = {k: list(v) for k, v in sorted(est.resolved_inputs.items())}
+    return doc
+
+
+def _spec(profile: ModelProfile, workload: Workload, runtime: str, est: Estimate,
+          hardware: HardwareProfile) -> dict[str, Any]:
+    if runtime not in _ENGINES:
+        raise MeasureError(f"{profile.path}: measuring {runtime} runs is not supported here yet "
+                           f"(advisor measure runs onnxruntime-cpu and llama.cpp on the CPU)")
+    engine, module, install = _ENGINES[runtime]
+    if importlib.util.find_spec(module) is None:
+        raise MeasureError(f"{profile.path}: {runtime} is not installed in this Python ({install})")
+    if est.device != "cpu":
+        raise MeasureError(f"{profile.path}: measuring on the {est.device.upper()} is not supported yet; "
+                           "measure the CPU run (--runtime onnxruntime-cpu, or llama.cpp with --gpu-layers 0)")
+    if engine == "onnxruntime":
+        dtypes = {i.name: i.dtype for i in profile.inputs}
+        inputs = {name: {"shape": list(shape), "dtype": _numpy_dtype(dtypes.get(name, "float32"))}
+                  for name, shape in est.resolved_inputs.items()}
+        return {"engine": engine, "model": profile.load_path, "inputs": inputs, "runs": 2}
+    from advisor.estimator.runtimes.llamacpp import llamacpp_context
+    from advisor.estimator.runtimes.llamacpp_plan import plan_llamacpp
+
+    arch = profile.arch
+    if arch is None:
+        raise MeasureError(f"{profile.path}: the GGUF file names no architecture llama.cpp could run")
+    context, _ = llamacpp_context(arch, workload)
+    plan = plan_llamacpp(profile, arch, context=context, batch=workload.batch,
+                         kv_dtype=workload.kv_cache_dtype or "f16", weight_dtype=None, gpu_layers=0, cuda=False,
+                         swa_full=bool(workload.swa_full))
+    prompt = min(workload.seq_len or context, context, plan.n_ctx // max(1, plan.n_seq) - 2)
+    return {"engine": engine, "model": profile.load_path, "n_ctx": plan.n_ctx, "n_seq": plan.n_seq,
+            "prompt": max(1, prompt), "kv": workload.kv_cache_dtype or "f16", "use_mmap": workload.use_mmap,
+            "mlock": workload.mlock, "threads": hardware.cpu.physical_cores or os.cpu_count() or 1}
+
+
+def _numpy_dtype(dtype: str) -> str:
+    return {"bfloat16": "float32", "string": "object"}.get(dtype, dtype)
+
+
+def _cap_for(profile: ModelProfile, est: Estimate, hardware: HardwareProfile, available: int | None) -> int:
+    """The hard cap: what is available now less the margin; refuses when the need does not fit."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    available = int(vm.available) if available is None else available
+    margin = max(MIN_MARGIN_BYTES, int(MARGIN_FRACTION * (hardware.memory_total_bytes or vm.total)))
+    cap = available - margin
+    if est.required_bytes > cap:
+        raise MeasureError(
+            f"{profile.path}: not measured — the run needs about {format_bytes(est.required_bytes)} and "
+            f"{format_bytes(max(0, available))} is available now ({format_bytes(margin)} of it is kept "
+            "free for the rest of the machine); measure a smaller workload, or close programs first")
+    return cap
+
+
+def _bare_address_space(engine: str) -> int:
+    """Address space of a child that has imported ``engine`` and done nothing (for RLIMIT_AS)."""
+    module = "onnxruntime" if engine == "onnxruntime" else "llama_cpp"
+    code = (f"import numpy, {module}, re; print(re.search(r'VmSize:\\s+(\\d+)', "
+            "open('/proc/self/status').read()).group(1))")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+        return int(out.stdout.strip()) * 1024
+    except (subprocess.SubprocessError, ValueError, OSError):
+        return 4 * 1024 * MIB  # a generous guess: better to under-cap than to refuse a fine run
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # where the advisor package lives
+    env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    return env
+
+
+def _run_child(spec: dict[str, Any], cap_bytes: int, *, cancel: CancelToken | None,
+               on_sample: Callable[[float, int], None] | None, on_phase: Callable[[float, str], None] | None,
+               path: str) -> tuple[dict[str, Any], tuple[tuple[float, int], ...], tuple[tuple[float, str], ...],
+                                   float, str]:
+    from advisor.measure.cap import make_cap
+
+    cap = make_cap(cap_bytes)
+    if cap.kind == "rlimit":
+        cap = replace(cap, address_space_bytes=_bare_address_space(spec["engine"]))
+    with tempfile.TemporaryDirectory(prefix="advisor-measure-") as tmp:
+        spec_file = Path(tmp) / "spec.json"
+        spec_file.write_text(json.dumps(spec), encoding="utf-8")
+        err_file = Path(tmp) / "stderr.txt"
+        run = _Run()
+        samples: list[tuple[float, int]] = []
+        t0 = time.monotonic()
+        with err_file.open("w", encoding="utf-8") as err:
+            try:
+                child = subprocess.Popen(  # our own interpreter and module
+                    [sys.executable, "-m", "advisor.measure.child", str(spec_file)], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=err, env=_child_env(), preexec_fn=cap.preexec, text=True)
+            except OSError as exc:
+                cap.close()
+                raise MeasureError(f"{path}: could not start the measuring process ({exc.strerror})") from None
+            reader = threading.Thread(target=_read_child, args=(child, run, t0, on_phase), daemon=True)
+            reader.start()
+            try:
+                while child.poll() is None:
+                    if cancel is not None and cancel.cancelled:
+                        _kill(child)
+                        raise Cancelled()
+                    rss = _rss(child.pid)
+                    if rss is not None and run.baseline_rss is not None:
+                        sample = (time.monotonic() - t0, max(0, rss - run.baseline_rss))
+                        samples.append(sample)
+                        if on_sample is not None:
+                            on_sample(*sample)
+                    time.sleep(SAMPLE_SECONDS)
+            except BaseException:
+                _kill(child)
+                cap.close()
+                raise
+            reader.join(timeout=5)
+            duration = time.monotonic() - t0
+        hit = cap.was_hit()
+        cap.close()
+        rc = child.returncode
+        final = run.final or {}
+        if on_phase is not None:
+            on_phase(duration, "done")
+        limit = format_bytes(cap_bytes)
+        if "error" in final:
+            if final.get("oom") or hit:
+                raise MeasureError(f"{path}: the run was stopped by its memory cap of {limit} "
+                                   f"({final['error']}); nothing else on the machine was touched")
+            raise MeasureError(f"{path}: the run failed: {final['error']}")
+        if rc != 0 or "peak_bytes" not in final:
+            if hit or rc == -signal.SIGKILL:
+                raise MeasureError(f"{path}: the run was killed by its memory cap of {limit} "
+                                   "(it needed more); nothing else on the machine was touched")
+            tail = _last_line(err_file)
+            how = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+            raise MeasureError(f"{path}: the measuring process died ({how}){': ' + tail if tail else ''}")
+    return final, tuple(samples), tuple(run.phases), duration, cap.kind
+
+
+def _read_child(child: subprocess.Popen[str], run: _Run, t0: float,
+                on_phase: Callable[[float, str], None] | None) -> None:
+    assert child.stdout is not None
+    for line in child.stdout:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue  # a runtime that printed to stdout: not ours
+        if not isinstance(doc, dict):
+            continue
+        if "phase" in doc:
+            t = time.monotonic() - t0
+            run.phases.append((t, str(doc["phase"])))
+            if "baseline_rss_bytes" in doc:
+                run.baseline_rss = int(doc["baseline_rss_bytes"])
+            if on_phase is not None:
+                on_phase(t, str(doc["phase"]))
+        else:
+            run.final = doc
+
+
+def _rss(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    """Kill the child's whole process group now and reap it."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        child.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=10)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""
