@@ -214,7 +214,20 @@ def measurement_text(m: Measurement) -> str:
     shapes = m.workload.get("input_shapes") or {}
     if shapes:
         head += "\nShapes: " + ", ".join(f"{k}=[{', '.join(str(d) for d in v)}]" for k, v in shapes.items())
+    if m.extrapolated_from:
+        rows[0][2] = f"{format_bytes(m.peak_bytes)} (extrapolated)"
+        rows = rows[:2] + [[f"  at {_small_label(x)}", format_bytes(x.predicted.peak_bytes), format_bytes(x.peak_bytes),
+                            f"{x.error_pct:+.1f} %"] for x in m.extrapolated_from]
+        head += (f"\nThe full workload does not fit in the memory available now: measured {m.scale} and carried "
+                 "their straight line to it")
     table_text = table(["", "predicted", "measured", "error"], rows, right=(2,))
     note = ("The estimate's error is predicted minus measured, in % of the measured peak. The measurement is "
             "kept; the next estimate of this model here shows it.")
     return "\n".join([head, "", table_text, "", textwrap.fill(note, _width())])
+
+
+def _small_label(m: Measurement) -> str:
+    shapes = m.workload.get("input_shapes") or {}
+    if m.workload.get("context") and not shapes:
+        return f"context {m.workload['context']}"
+    return f"batch {next(iter(shapes.values()))[0]}" if shapes else f"batch {m.workload.get('batch')}"

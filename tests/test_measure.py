@@ -150,3 +150,22 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
         import llama_cpp  # noqa: F401
     except ImportError:
         assert code == 2 and "pip install llama-cpp-python" in err and err.count("\n") == 1
+
+
+def test_a_workload_too_big_for_here_is_extrapolated_from_two_smaller_runs(tmp_path: Path) -> None:
+    from advisor.measure import MARGIN_FRACTION, MIN_MARGIN_BYTES
+
+    path = onnx_models.cnn(tmp_path / "cnn.onnx", channels=32)
+    profile = read_model(path)
+    hw = this_machine()
+    full_wl = Workload(input_shapes={"x": (512, 3, 64, 64)})
+    full = analyze(profile, hw, full_wl, learn=False).estimate.required_bytes
+    half = analyze(profile, hw, Workload(input_shapes={"x": (256, 3, 64, 64)}), learn=False).estimate.required_bytes
+    margin = max(MIN_MARGIN_BYTES, int(MARGIN_FRACTION * hw.memory_total_bytes))
+    m = measure(profile, full_wl, hardware=hw, available_bytes=margin + (half + full) // 2)
+    assert [x.workload["input_shapes"]["x"][0] for x in m.extrapolated_from] == [128, 256]
+    assert m.scale == "batch 128 and 256 of 512"
+    a, b = (x.peak_bytes for x in m.extrapolated_from)
+    assert m.peak_bytes == b + 2 * (b - a)  # the line through (128, a) and (256, b), at 512
+    assert m.predicted.required_bytes == full
+    assert load_all()[-1]["scale"] == m.scale and not _children()

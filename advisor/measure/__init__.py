@@ -65,6 +65,10 @@ class Measurement:
         samples: ``(seconds since start, resident bytes above the baseline)`` while it ran.
         phases: ``(seconds since start, "load" | "run" | "done")``.
         when: ISO date and time of the run.
+        extrapolated_from: when the workload did not fit here, the two smaller runs measured
+            instead; ``peak_bytes`` is then their straight line carried to this workload (what
+            grows with batch or context — activations, the KV cache — grows linearly in it).
+        scale: what was scaled for the smaller runs, in words ("batch 1 and 2 of 64").
     """
 
     model_path: str
@@ -81,6 +85,8 @@ class Measurement:
     samples: tuple[tuple[float, int], ...] = ()
     phases: tuple[tuple[float, str], ...] = ()
     when: str = ""
+    extrapolated_from: tuple[Measurement, ...] = ()
+    scale: str = ""
 
     @property
     def error_pct(self) -> float:
@@ -113,6 +119,9 @@ class Measurement:
             "when": self.when,
             "samples": [[round(t, 3), b] for t, b in self.samples],
             "phases": [[round(t, 3), p] for t, p in self.phases],
+            "extrapolated_from": [{"workload": x.workload, "measured_peak_bytes": x.peak_bytes,
+                                   "predicted_peak_bytes": x.predicted.peak_bytes} for x in self.extrapolated_from],
+            "scale": self.scale,
         }
 
 
@@ -142,6 +151,7 @@ def measure(
     available_bytes: int | None = None,
     store: bool = True,
     cap_bytes: int | None = None,
+    extrapolate: bool = True,
 ) -> Measurement:
     """Run ``profile`` under ``workload`` on this machine and measure its peak memory.
 
@@ -153,6 +163,8 @@ def measure(
         available_bytes: memory available now (read from the system when None).
         store: keep the finished measurement in the user's data folder.
         cap_bytes: a tighter hard cap than what is available now less the margin.
+        extrapolate: when the workload does not fit here, measure two smaller ones (batch 1 and
+            2, or two shorter contexts) and carry their line to it, instead of refusing.
 
     Raises:
         MeasureError: the runtime is not installed or not supported here, the prediction does
@@ -168,7 +180,16 @@ def measure(
     analysis = analyze(profile, hardware, workload, runtime, learn=False)
     runtime, est = analysis.runtime, analysis.estimate
     spec = _spec(profile, analysis.workload, runtime, est, hardware)
-    room = _cap_for(profile, est, hardware, available_bytes)
+    try:
+        room = _cap_for(profile, est, hardware, available_bytes)
+    except MeasureError:
+        smaller = (_smaller_workloads(profile, analysis.workload, est, runtime, hardware, available_bytes)
+                   if extrapolate else None)
+        if smaller is None:
+            raise
+        return _extrapolate(profile, analysis.workload, runtime, est, hardware, smaller, cancel=cancel,
+                            on_sample=on_sample, on_phase=on_phase, available_bytes=available_bytes, store=store,
+                            cap_bytes=cap_bytes)
     cap_bytes = room if cap_bytes is None else min(cap_bytes, room)
     run = _run_child(spec, cap_bytes, cancel=cancel, on_sample=on_sample, on_phase=on_phase,
                      path=profile.path)
@@ -185,6 +206,72 @@ def measure(
 
         save(profile, measurement)
     return measurement
+
+
+def _smaller_workloads(profile: ModelProfile, workload: Workload, est: Estimate, runtime: str,
+                       hardware: HardwareProfile, available: int | None,
+                       ) -> tuple[tuple[Workload, Workload], tuple[int, int, int], str] | None:
+    """Two smaller workloads of the same run — the largest power-of-two batch (or context) below
+    the full one that fits here, and half of it — the sizes they and the full one have, and in
+    words what was scaled; None when nothing smaller fits or nothing scales.
+
+    The larger the two, the less the line between them is bent by what does not scale (the
+    runtime's fixed part, the arena's power-of-two growth).
+    """
+    from advisor.estimator import estimate
+
+    if profile.arch is not None:  # an LLM: the context (the KV cache and compute buffers grow with it)
+        from advisor.estimator.runtimes.llamacpp import llamacpp_context
+
+        full, _ = llamacpp_context(profile.arch, workload)
+
+        def at(n: int) -> Workload:
+            return replace(workload, context=n, seq_len=None)
+        what, floor = "context", 256
+    else:
+        shapes = dict(est.resolved_inputs)
+        names = [s.name for s in profile.inputs if s.name in shapes and shapes[s.name]
+                 and s.shape and not (isinstance(s.shape[0], int) and s.shape[0] > 0)]
+        firsts = {shapes[n][0] for n in names}
+        if len(firsts) != 1:
+            return None
+        full = firsts.pop()
+
+        def at(n: int) -> Workload:
+            return replace(workload, batch=n, input_shapes={**shapes, **{k: (n, *shapes[k][1:]) for k in names}})
+        what, floor = "batch", 1
+    n = 1 << max(0, (full - 1).bit_length() - 1)  # the largest power of two below full
+    while n >= 2 * floor:
+        try:
+            _cap_for(profile, estimate(profile, at(n), runtime, hardware), hardware, available)
+        except (MeasureError, AdvisorError):
+            n //= 2
+            continue
+        a, b = n // 2, n
+        unit = " tokens" if what == "context" else ""
+        return (at(a), at(b)), (a, b, full), f"{what} {a} and {b} of {full}{unit}"
+    return None
+
+
+def _extrapolate(profile: ModelProfile, workload: Workload, runtime: str, est: Estimate, hardware: HardwareProfile,
+                 smaller: tuple[tuple[Workload, Workload], tuple[int, int, int], str], **kw: Any) -> Measurement:
+    (w1, w2), (x1, x2, full), scale = smaller
+    m1, m2 = (measure(profile, w, runtime, hardware, extrapolate=False, **kw) for w in (w1, w2))
+    slope = (m2.peak_bytes - m1.peak_bytes) / (x2 - x1)
+    peak = int(m2.peak_bytes + slope * (full - x2))
+    load = max(m1.load_peak_bytes, m2.load_peak_bytes)
+    out = Measurement(
+        model_path=profile.path, runtime=runtime, runtime_version=m2.runtime_version,
+        workload=workload_key(workload, est), machine=machine_key(hardware), peak_bytes=peak, load_peak_bytes=load,
+        predicted=est, duration_s=m1.duration_s + m2.duration_s, cap_bytes=m2.cap_bytes, cap_kind=m2.cap_kind,
+        samples=m2.samples, phases=m2.phases, when=time.strftime("%Y-%m-%dT%H:%M:%S"), extrapolated_from=(m1, m2),
+        scale=scale,
+    )
+    if kw.get("store", True):
+        from advisor.measure.store import save
+
+        save(profile, out)
+    return out
 
 
 def workload_key(workload: Workload, est: Estimate) -> dict[str, Any]:
