@@ -291,3 +291,40 @@ def test_layout_at_1280x800_nothing_overlaps(make_window: Callable[..., MainWind
     assert w.tabs.currentWidget() is w.plan_view  # the plan is what shows under the breakdown
     head = w.verdict.headline
     assert head.sizeHint().width() <= head.width()  # the big line is not clipped
+
+
+def test_measure_from_the_window_marks_the_run_and_a_second_is_cancelled(
+        make_window: Callable[..., MainWindow], model_path: Path, tmp_path: Path, qtbot: QtBot) -> None:
+    import psutil
+
+    from advisor.estimator.types import Workload
+    from tests.builders import onnx_models
+
+    w = make_window("this-machine")
+    with qtbot.waitSignal(w.presenter.planChanged, timeout=WAIT_MS):
+        w.open_path(str(model_path))
+    assert w.measure_action.isEnabled()
+    with qtbot.waitSignal(w.presenter.measured, timeout=60_000) as got:
+        w.measure_action.trigger()
+    m = got.args[0]
+    assert m is not None and m.peak_bytes > 0
+    assert w.tabs.currentWidget() is w.plot and w.plot.run_region.isVisible() and w.plot.run_points >= 2
+    assert w.plot.run_label.startswith("measured ") and "predicted" in w.plot.run_label
+    assert w.breakdown.measured_marker is not None
+    qtbot.waitUntil(lambda: any(n.startswith("measured here on") for n in w.presenter.analysis.estimate.notes),
+                    timeout=WAIT_MS)  # the estimate learned from it
+
+    slow = onnx_models.mlp(tmp_path / "slow.onnx", hidden=2048, layers=6)  # seconds of matrix products
+    with qtbot.waitSignal(w.presenter.planChanged, timeout=WAIT_MS):
+        w.open_path(str(slow))
+    w.presenter.set_workload(Workload(batch=4096), debounce=False)
+    qtbot.waitUntil(lambda: not w.presenter.busy, timeout=WAIT_MS)
+    running = threading.Event()
+    w.presenter.progressed.connect(lambda _f, text: running.set() if "running" in text else None)
+    with qtbot.waitSignal(w.presenter.measured, timeout=60_000) as stopped:
+        w.measure_action.trigger()
+        qtbot.waitUntil(running.is_set, timeout=30_000)
+        qtbot.mouseClick(w.cancel_button, Qt.MouseButton.LeftButton)
+    assert stopped.args[0] is None and w.plot.run_label == "stopped"
+    assert w.presenter.runner.wait(10_000)
+    assert not [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]

@@ -163,6 +163,8 @@ class BreakdownChart(QWidget):
         self.bars: dict[str, pg.BarGraphItem] = {}
         self.capacity_lines: list[pg.PlotDataItem] = []
         self.error_bars: list[pg.ErrorBarItem] = []
+        self.measured_bytes: int | None = None
+        self.measured_marker: pg.PlotDataItem | None = None
         self.plot_widget = pg.PlotWidget()
         item = self.plot_widget.getPlotItem()
         item.setMouseEnabled(x=False, y=False)
@@ -187,6 +189,11 @@ class BreakdownChart(QWidget):
         """Show ``analysis`` (None: an empty chart)."""
         self._analysis = analysis
         self.rows = breakdown_rows(analysis) if analysis is not None else ()
+        self._draw()
+
+    def set_measured(self, peak_bytes: int | None) -> None:
+        """Mark what a measurement here found (the first bar's memory), next to the prediction."""
+        self.measured_bytes = peak_bytes
         self._draw()
 
     def export_png(self, width: int = 900, height: int | None = None) -> bytes:
@@ -224,6 +231,14 @@ class BreakdownChart(QWidget):
         for row, y in zip(self.rows, ys, strict=True):
             x_max = max(x_max, self._draw_row_extras(row, y, colors))
         x_max = max(x_max, 0.1)
+        self.measured_marker = None
+        if self.measured_bytes is not None:
+            x = self.measured_bytes / self._unit
+            self.measured_marker = pg.PlotDataItem([x, x], [ys[0] - 0.42, ys[0] + 0.42],
+                                                   pen=pg.mkPen(colors.text, width=3, style=Qt.PenStyle.DotLine))
+            item.addItem(self.measured_marker)
+            self._legend_once(self.measured_marker, f"measured here: {format_bytes(self.measured_bytes)}")
+            x_max = max(x_max, x * 1.05)
         if self.zoomed:
             # The model is a sliver of the capacity: show its parts at a readable scale and say where the
             # capacity is instead of drawing a bar nobody can see.

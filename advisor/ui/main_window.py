@@ -166,6 +166,8 @@ class MainWindow(QMainWindow):
         tools = self.menuBar().addMenu("&Tools")
         self.sparsity_action = self._action(tools, "Scan Weights for &Zeros", self.presenter.scan_sparsity)
         self._action(tools, "&Read This Machine Again", self.presenter.refresh_target, "F5")
+        self.measure_action = self._action(tools, "&Measure on This Machine", self.presenter.measure, "Ctrl+M")
+        self.measure_action.setToolTip("Run the model here under a memory cap and compare with the prediction")
         view = self.menuBar().addMenu("&View")
         refresh = view.addMenu("Live Memory &Refresh")
         for ms in REFRESH_CHOICES_MS:
@@ -198,6 +200,9 @@ class MainWindow(QMainWindow):
         p.busyChanged.connect(self._set_busy)
         p.progressed.connect(self._progressed)
         p.sparsityScanned.connect(self._sparsity_scanned)
+        p.measureStarted.connect(self._measure_started)
+        p.measureSampled.connect(self.plot.add_run_sample)
+        p.measured.connect(self._measured)
         self.drop_zone.pathDropped.connect(self.open_path)
         self.drop_zone.clicked.connect(self.open_file_dialog)
         self.target_bar.targetRequested.connect(p.set_target)
@@ -290,6 +295,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_model(model)
         self.workload_editor.set_model(model, self.presenter.workload)
         self.setWindowTitle(f"{model.name} — Memory Advisor")
+        self.breakdown.measured_bytes = None  # a measurement was of the model before
         self.settings.add_recent_file(model.path)
         self._fill_recent_menu()
         self._update_actions()
@@ -298,6 +304,7 @@ class MainWindow(QMainWindow):
         self.target_bar.select_key(key, hardware.name)
         self.hardware_panel.set_hardware(hardware)
         self.settings.target = key
+        self._update_actions()
 
     def _runtime_requested(self, runtime: str) -> None:
         self.settings.runtime = runtime
@@ -329,6 +336,18 @@ class MainWindow(QMainWindow):
         self.plan_view.set_plan(plan, before)
         if plan is not None and plan.notes:
             self.notes.append("\n".join(f"• {n}" for n in plan.notes))
+
+    def _measure_started(self) -> None:
+        self.tabs.setCurrentWidget(self.plot)
+        self.plot.begin_run("measuring…")
+
+    def _measured(self, m: Any) -> None:
+        if m is None:
+            self.plot.end_run("stopped")
+            return
+        self.plot.end_run(f"measured {format_bytes(m.peak_bytes)} vs {format_bytes(m.predicted.peak_bytes)} "
+                          f"predicted ({m.error_pct:+.1f} %)")
+        self.breakdown.set_measured(m.peak_bytes)
 
     def _sparsity_scanned(self, report: Any) -> None:
         text = (f"{report.fraction:.1%} of scanned weights are exactly zero "
@@ -368,6 +387,8 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         self.export_action.setEnabled(self.presenter.analysis is not None)
         self.sparsity_action.setEnabled(self.presenter.model is not None)
+        live = bool(getattr(self.presenter.hardware, "is_live", False))
+        self.measure_action.setEnabled(self.presenter.model is not None and live)
 
     # --- closing ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ low..high range shaded: would it fit right now?
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -132,6 +133,20 @@ class MemoryPlot(QWidget):
             it.setVisible(False)
             item.addItem(it, ignoreBounds=True)
 
+        # A measurement's run: a shaded span from its start and its own curve (RAM used when it
+        # began + the run's resident bytes), next to the predicted line.
+        self.run_region = pg.LinearRegionItem((0, 0), orientation="vertical", movable=False)
+        self.run_region.setZValue(-20)
+        self.run_curve = pg.PlotDataItem(name="measured run", connect="finite")
+        self.run_region.setVisible(False)
+        item.addItem(self.run_region, ignoreBounds=True)
+        item.addItem(self.run_curve)
+        self._run_t0: float | None = None
+        self._run_base_gib = 0.0
+        self._run_t: list[float] = []
+        self._run_v: list[float] = []
+        self.run_label = ""
+
         self._controls = QWidget()
         bar = QHBoxLayout(self._controls)
         bar.setContentsMargins(0, 0, 0, 0)
@@ -188,6 +203,42 @@ class MemoryPlot(QWidget):
         self._latest = sample
         if not self._paused:
             self._redraw()
+
+    def begin_run(self, label: str = "measuring") -> None:
+        """Mark a measurement starting now: a shaded span and its own curve from here on."""
+        self._run_t0 = time.monotonic()
+        self._run_base_gib = float(self._row[0]) if self._latest is not None else 0.0
+        self._run_t, self._run_v = [self._run_t0], [self._run_base_gib]
+        self.run_label = label
+        self.run_region.setRegion((self._run_t0, self._run_t0))
+        self.run_region.setVisible(True)
+        self.run_curve.setData(self._run_t, self._run_v)
+        if not self._paused:
+            self._redraw()
+
+    def add_run_sample(self, seconds: float, run_bytes: int) -> None:
+        """One point of the measured run: ``seconds`` after it began, ``run_bytes`` resident."""
+        if self._run_t0 is None:
+            return
+        t = self._run_t0 + seconds
+        self._run_t.append(t)
+        self._run_v.append(self._run_base_gib + run_bytes / GIB)
+        self.run_region.setRegion((self._run_t0, t))
+        self.run_curve.setData(self._run_t, self._run_v)
+
+    def end_run(self, label: str) -> None:
+        """The run ended: keep its span and curve, labelled (``"measured 1.2 GiB"``, ``"cancelled"``)."""
+        self.run_label = label
+        if self._run_t0 is not None and len(self._run_t) > 1:
+            self.run_region.setRegion((self._run_t0, self._run_t[-1]))
+        self._run_t0 = None
+        if not self._paused:
+            self._redraw()
+
+    @property
+    def run_points(self) -> int:
+        """Points drawn for the current or last measured run."""
+        return len(self._run_t)
 
     def set_prediction(
         self,
@@ -331,8 +382,10 @@ class MemoryPlot(QWidget):
         top = float(np.nanmax(v[-1])) if np.isfinite(v[-1]).any() else 0.0
         top = max([top] + [line.value() for line in self.capacity_lines])
         top = max(top, self._draw_prediction(v[-1]))
+        if self._run_v:
+            top = max(top, max(self._run_v))
         item.setYRange(0, max(top, 0.5) * 1.12, padding=0)
-        self._status.setText(self._verdict())
+        self._status.setText(self._verdict() + (f" · run: {self.run_label}" if self.run_label else ""))
 
     def _draw_prediction(self, latest_gib: np.ndarray[Any, Any]) -> float:
         """Place the prediction line and band; returns the band's top in GiB (0 when hidden)."""
@@ -411,6 +464,11 @@ class MemoryPlot(QWidget):
             color = style.series_color(line.series_column, dark)
             line.setPen(pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine))
             line.label.setColor(color)
+        run = style.series_color(4, dark)
+        self.run_curve.setPen(pg.mkPen(run, width=2, style=Qt.PenStyle.DashDotLine))
+        shade = pg.mkColor(run)
+        shade.setAlpha(40)
+        self.run_region.setBrush(pg.mkBrush(shade))
 
 
 def _capacities(sample: MemorySampleLike) -> list[tuple[int, int, str]]:

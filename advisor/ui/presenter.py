@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from advisor.cancel import CancelToken, ProgressFn
 from advisor.ui.tasks import Task, TaskRunner
+from advisor.units import format_bytes
 
 THIS_MACHINE = "this-machine"
 DEVICE_PREFIX = "device:"
@@ -89,6 +90,20 @@ def _scan_sparsity(model: Any, progress: ProgressFn, cancel: CancelToken) -> Any
     return scan_sparsity(model, progress=progress, cancel=cancel)
 
 
+def _measure(model: Any, workload: Any, runtime: str | None, hardware: Any, progress: ProgressFn,
+             cancel: CancelToken, on_sample: Callable[[float, int], None]) -> Any:
+    from advisor.measure import measure
+
+    phases = {"load": (0.2, "Measuring: loading the model…"), "run": (0.5, "Measuring: running it…"),
+              "done": (1.0, "Measured")}
+
+    def on_phase(_t: float, phase: str) -> None:
+        if phase in phases:
+            progress(*phases[phase])
+
+    return measure(model, workload, runtime, hardware, cancel=cancel, on_sample=on_sample, on_phase=on_phase)
+
+
 def _write_report(analysis: Any, plan: Any, path: Path, images: dict[str, bytes] | None) -> Path:
     from advisor.report import write_report
     from advisor.ui.pdf import html_to_pdf
@@ -109,6 +124,7 @@ class Core:
     apply_option: Callable[[Any, Any, ProgressFn, CancelToken], Path] = _apply_option
     scan_sparsity: Callable[[Any, ProgressFn, CancelToken], Any] = _scan_sparsity
     write_report: Callable[[Any, Any, Path, dict[str, bytes] | None], Path] = _write_report
+    measure: Callable[..., Any] = _measure
 
 
 class Presenter(QObject):
@@ -127,6 +143,10 @@ class Presenter(QObject):
         progressed(float, str): fraction done of the current work, and what is being done.
         sparsityScanned(object): the result of :meth:`scan_sparsity`.
         reportWritten(str): the path of a report :meth:`export_report` wrote.
+        measureStarted(): a measurement on this machine began.
+        measureSampled(float, int): seconds since it began, and the run's resident bytes (emitted
+            from the worker thread; Qt queues it to the window).
+        measured(object): the finished :class:`~advisor.measure.Measurement` (None: cancelled or failed).
     """
 
     modelChanged = Signal(object)
@@ -141,6 +161,9 @@ class Presenter(QObject):
     progressed = Signal(float, str)
     sparsityScanned = Signal(object)
     reportWritten = Signal(str)
+    measureStarted = Signal()
+    measureSampled = Signal(float, int)
+    measured = Signal(object)
 
     def __init__(self, runner: TaskRunner | None = None, core: Core | None = None,
                  parent: QObject | None = None) -> None:
@@ -230,6 +253,33 @@ class Presenter(QObject):
         self._start("sparsity", "Scanning weights for zeros…",
                     lambda p, c: self.core.scan_sparsity(model, p, c), self._on_sparsity)
 
+    def measure(self) -> None:
+        """Run the current model on this machine and measure it (progress; Cancel kills the run)."""
+        if self.model is None or self.hardware is None:
+            return
+        if not getattr(self.hardware, "is_live", False):
+            self.errorOccurred.emit("measuring runs the model here: choose This machine as the target first")
+            return
+        model, hardware = self.model, self.hardware
+        workload = self.workload if self.workload is not None else self.core.default_workload()
+        runtime = self.runtime if self.runtime in self.core.runtimes_for(model) else ""
+        self.measureStarted.emit()
+        self._start("measure", "Measuring on this machine…",
+                    lambda p, c: self.core.measure(model, workload, runtime or None, hardware, p, c,
+                                                   self.measureSampled.emit),
+                    self._on_measured, on_failure=self._on_measure_failed,
+                    on_cancel=lambda: self.measured.emit(None))
+
+    def _on_measured(self, m: Any) -> None:
+        self.measured.emit(m)
+        self.messageShown.emit(f"Measured here: peak {format_bytes(m.peak_bytes)}; predicted "
+                               f"{format_bytes(m.predicted.peak_bytes)} ({m.error_pct:+.1f} %)")
+        self.reanalyze()  # the estimate now learns from it
+
+    def _on_measure_failed(self, exc: BaseException) -> None:
+        self.measured.emit(None)
+        self.errorOccurred.emit(_one_line(exc))
+
     def apply(self, option: Any) -> None:
         """Apply a plan option the core can apply; the new file opens as the current model."""
         if self.model is None or not getattr(option, "apply_action", None):
@@ -262,7 +312,8 @@ class Presenter(QObject):
 
     def _start(self, slot: str, label: str, fn: Callable[[ProgressFn, CancelToken], Any],
                on_success: Callable[[Any], None],
-               on_failure: Callable[[BaseException], None] | None = None) -> None:
+               on_failure: Callable[[BaseException], None] | None = None,
+               on_cancel: Callable[[], None] | None = None) -> None:
         """Run ``fn`` as the ``slot`` task, replacing (cancelling) an older one in that slot."""
         old = self._tasks.pop(slot, None)
         if old is not None:
@@ -273,6 +324,8 @@ class Presenter(QObject):
         task.succeeded.connect(on_success)
         task.failed.connect(on_failure or (lambda exc: self.errorOccurred.emit(_one_line(exc))))
         task.progressed.connect(self.progressed)
+        if on_cancel is not None:
+            task.cancelled.connect(on_cancel)
         task.finished.connect(lambda: self._finished(slot, task))
         if not was_busy:
             self.busyChanged.emit(True, label)
