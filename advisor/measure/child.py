@@ -131,8 +131,12 @@ def run_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
 
     n_ctx, n_seq = int(spec["n_ctx"]), int(spec.get("n_seq", 1))
     prompt, n_batch = int(spec["prompt"]), int(spec.get("n_batch", 512))
-    kv = {"f16": llama_cpp.GGML_TYPE_F16, "f32": llama_cpp.GGML_TYPE_F32, "bf16": llama_cpp.GGML_TYPE_BF16,
+    kv = {"f16": llama_cpp.GGML_TYPE_F16, "f32": llama_cpp.GGML_TYPE_F32,
           "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+    if getattr(llama_cpp, "GGML_TYPE_BF16", None) is not None:
+        kv["bf16"] = llama_cpp.GGML_TYPE_BF16
+    if spec.get("kv", "f16") not in kv:
+        raise RuntimeError(f"this llama-cpp-python has no KV-cache type {spec['kv']}")
     mp = llama_cpp.llama_model_default_params()
     mp.n_gpu_layers = int(spec.get("gpu_layers", 0))
     if hasattr(mp, "load_mode"):
