@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("measure", help="run the model here and hold its measured memory against the prediction")
     p.add_argument("path", help="an .onnx or .gguf file, or a model folder")
     _add_workload(p)
+    p.add_argument("--required", action="store_true",
+                   help="also find the least memory it runs in at full speed (reruns it under tighter caps; "
+                   "needs a memory cgroup, i.e. root)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
     p = sub.add_parser("probe", help="this machine's hardware profile")
@@ -272,7 +275,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
     workload = workload_from_args(args)
     model = read_model(args.path)
-    m = measure(model, workload, args.runtime)
+    m = measure(model, workload, args.runtime, required=args.required)
     if args.json:
         _print_json({"advisor_version": __version__, "measurement": m.to_dict()})
     else:

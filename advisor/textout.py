@@ -204,7 +204,10 @@ def measurement_text(m: Measurement) -> str:
     rows = [
         ["peak", f"{format_bytes(est.peak_bytes)}  ({format_bytes(est.low_bytes)} – {format_bytes(est.high_bytes)})",
          format_bytes(m.peak_bytes), f"{m.error_pct:+.1f} %  ({where} the range)"],
-        ["required", format_bytes(est.required_bytes), "", ""],
+        ["required", format_bytes(est.required_bytes),
+         format_bytes(m.required_bytes) if m.required_bytes is not None else "(--required)",
+         f"{(est.required_bytes - m.required_bytes) / max(1, m.required_bytes) * 100:+.1f} %"
+         if m.required_bytes else ""],
         ["after load", "", format_bytes(m.load_peak_bytes), ""],
     ]
     cap = {"cgroup-v1": "a cgroup", "cgroup-v2": "a cgroup", "rlimit": "an address-space limit"}.get(m.cap_kind,

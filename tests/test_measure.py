@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -169,3 +170,21 @@ def test_a_workload_too_big_for_here_is_extrapolated_from_two_smaller_runs(tmp_p
     assert m.peak_bytes == b + 2 * (b - a)  # the line through (128, a) and (256, b), at 512
     assert m.predicted.required_bytes == full
     assert load_all()[-1]["scale"] == m.scale and not _children()
+
+
+@pytest.mark.skipif(not (cap.CGROUP_V1.is_dir() and os.access(cap.CGROUP_V1, os.W_OK)),
+                    reason="needs a writable cgroup v1 memory controller (root)")
+def test_required_memory_is_the_least_cap_the_run_completes_in() -> None:
+    profile = read_model(SAMPLE)
+    m = measure(profile, Workload(), hardware=this_machine(), required=True)
+    assert m.required_bytes is not None and 0 < m.required_bytes <= 1.1 * m.peak_bytes
+    assert load_all()[-1]["measured_required_bytes"] == m.required_bytes
+    assert not [p for p in cap.CGROUP_V1.iterdir() if p.name.startswith("memory-advisor-")]
+    assert not _children()
+
+
+def test_required_needs_a_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cap, "CGROUP_V1", tmp_path / "none-v1")
+    monkeypatch.setattr(cap, "CGROUP_V2", tmp_path / "none-v2")
+    with pytest.raises(MeasureError, match="needs a memory cgroup"):
+        measure(read_model(SAMPLE), Workload(), hardware=this_machine(), required=True)

@@ -69,6 +69,8 @@ class Measurement:
             instead; ``peak_bytes`` is then their straight line carried to this workload (what
             grows with batch or context — activations, the KV cache — grows linearly in it).
         scale: what was scaled for the smaller runs, in words ("batch 1 and 2 of 64").
+        required_bytes: the least memory the run completed in at full speed (``--required``),
+            None when not measured.
     """
 
     model_path: str
@@ -87,6 +89,7 @@ class Measurement:
     when: str = ""
     extrapolated_from: tuple[Measurement, ...] = ()
     scale: str = ""
+    required_bytes: int | None = None
 
     @property
     def error_pct(self) -> float:
@@ -111,6 +114,7 @@ class Measurement:
             "predicted_low_bytes": self.predicted.low_bytes,
             "predicted_high_bytes": self.predicted.high_bytes,
             "predicted_required_bytes": self.predicted.required_bytes,
+            "measured_required_bytes": self.required_bytes,
             "error_pct": round(self.error_pct, 2),
             "inside_range": self.inside_range,
             "duration_s": round(self.duration_s, 3),
@@ -152,6 +156,7 @@ def measure(
     store: bool = True,
     cap_bytes: int | None = None,
     extrapolate: bool = True,
+    required: bool = False,
 ) -> Measurement:
     """Run ``profile`` under ``workload`` on this machine and measure its peak memory.
 
@@ -165,6 +170,8 @@ def measure(
         cap_bytes: a tighter hard cap than what is available now less the margin.
         extrapolate: when the workload does not fit here, measure two smaller ones (batch 1 and
             2, or two shorter contexts) and carry their line to it, instead of refusing.
+        required: also find the least memory the run completes in at full speed, by running it
+            again under tighter cgroup caps (:func:`_required_search`; needs a memory cgroup).
 
     Raises:
         MeasureError: the runtime is not installed or not supported here, the prediction does
@@ -191,15 +198,22 @@ def measure(
                             on_sample=on_sample, on_phase=on_phase, available_bytes=available_bytes, store=store,
                             cap_bytes=cap_bytes)
     cap_bytes = room if cap_bytes is None else min(cap_bytes, room)
+    if required:
+        from advisor.measure.cap import can_make_cgroup
+
+        if not can_make_cgroup():
+            raise MeasureError(f"{profile.path}: measuring the required memory needs a memory cgroup (run as "
+                               "root, or in a delegated cgroup v2 subtree); without --required the peak is measured")
     run = _run_child(spec, cap_bytes, cancel=cancel, on_sample=on_sample, on_phase=on_phase,
                      path=profile.path)
-    m, samples, phases, duration, cap_kind = run
+    m, samples, phases, duration, cap_kind = run.final, run.samples, run.phases, run.duration, run.cap_kind
+    needed = _required_search(profile, spec, cap_bytes, cancel) if required else None
     measurement = Measurement(
         model_path=profile.path, runtime=runtime, runtime_version=str(m.get("runtime_version", "?")),
         workload=workload_key(analysis.workload, est), machine=machine_key(hardware),
         peak_bytes=int(m["peak_bytes"]), load_peak_bytes=int(m.get("load_peak_bytes", 0)), predicted=est,
         duration_s=duration, cap_bytes=cap_bytes, cap_kind=cap_kind, samples=samples, phases=phases,
-        when=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        when=time.strftime("%Y-%m-%dT%H:%M:%S"), required_bytes=needed,
     )
     if store:
         from advisor.measure.store import save
@@ -350,17 +364,35 @@ def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])  # where the advisor package lives
     env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
-    env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     return env
+
+
+@dataclass(frozen=True)
+class _Child:
+    """One child run: its final report, samples, phases, wall time, the cap's kind, and what
+    the cgroup saw at most (bytes charged to it; 0 under RLIMIT_AS)."""
+
+    final: dict[str, Any]
+    samples: tuple[tuple[float, int], ...]
+    phases: tuple[tuple[float, str], ...]
+    duration: float
+    cap_kind: str
+    usage: int
+
+
+class _TooSlow(MeasureError):
+    """A capped run that ran past its time limit (the cap made it thrash)."""
 
 
 def _run_child(spec: dict[str, Any], cap_bytes: int, *, cancel: CancelToken | None,
                on_sample: Callable[[float, int], None] | None, on_phase: Callable[[float, str], None] | None,
-               path: str) -> tuple[dict[str, Any], tuple[tuple[float, int], ...], tuple[tuple[float, str], ...],
-                                   float, str]:
+               path: str, cgroup_only: bool = False, time_limit: float | None = None) -> _Child:
     from advisor.measure.cap import make_cap
 
     cap = make_cap(cap_bytes)
+    if cgroup_only and cap.group is None:
+        raise MeasureError(f"{path}: measuring the required memory needs a memory cgroup (run as root, or in a "
+                           "delegated cgroup v2 subtree)")
     if cap.kind == "rlimit":
         cap = replace(cap, address_space_bytes=_bare_address_space(spec["engine"]))
     with tempfile.TemporaryDirectory(prefix="advisor-measure-") as tmp:
@@ -385,6 +417,9 @@ def _run_child(spec: dict[str, Any], cap_bytes: int, *, cancel: CancelToken | No
                     if cancel is not None and cancel.cancelled:
                         _kill(child)
                         raise Cancelled()
+                    if time_limit is not None and time.monotonic() - t0 > time_limit:
+                        _kill(child)
+                        raise _TooSlow(f"{path}: the capped run took over {time_limit:.0f} s")
                     rss = _rss(child.pid)
                     if rss is not None and run.baseline_rss is not None:
                         sample = (time.monotonic() - t0, max(0, rss - run.baseline_rss))
@@ -399,6 +434,7 @@ def _run_child(spec: dict[str, Any], cap_bytes: int, *, cancel: CancelToken | No
             reader.join(timeout=5)
             duration = time.monotonic() - t0
         hit = cap.was_hit()
+        usage = cap.max_usage()
         cap.close()
         rc = child.returncode
         final = run.final or {}
@@ -417,7 +453,80 @@ def _run_child(spec: dict[str, Any], cap_bytes: int, *, cancel: CancelToken | No
             tail = _last_line(err_file)
             how = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
             raise MeasureError(f"{path}: the measuring process died ({how}){': ' + tail if tail else ''}")
-    return final, tuple(samples), tuple(run.phases), duration, cap.kind
+    return _Child(final, tuple(samples), tuple(run.phases), duration, cap.kind, usage)
+
+
+# NOTE: the pass rule of bench/required.py, which measured the project's required figures: a cap
+# passes when the run completes (no OOM kill) in at most 1.5 × its uncapped time; the search stops
+# when the passing and failing caps are within 2 % of each other.
+REQUIRED_SLOWDOWN = 1.5
+REQUIRED_TOLERANCE = 0.02
+REQUIRED_MAX_RUNS = 8
+
+
+def _required_search(profile: ModelProfile, spec: dict[str, Any], room: int, cancel: CancelToken | None) -> int:
+    """The least memory ``spec``'s run completes in at full speed, above the bare runtime.
+
+    The run is repeated in fresh cgroups with tighter caps, the model's files dropped from the page
+    cache before each (a page is charged to the group that first reads it), bisecting between the
+    uncapped run's largest charge (+2 %) and a cap it fails under. What the interpreter and the
+    runtime's import charge by themselves (a bare child, measured the same way) is taken off.
+    """
+    bare = _run_child({"engine": "bare", "import": spec["engine"]}, room, cancel=cancel, on_sample=None,
+                      on_phase=None, path=profile.path, cgroup_only=True).usage
+    _drop_page_cache(profile)  # the reference is taken the way every capped run starts: the model not cached
+    ref = _run_child(spec, room, cancel=cancel, on_sample=None, on_phase=None, path=profile.path, cgroup_only=True)
+    if ref.usage <= 0:
+        raise MeasureError(f"{profile.path}: the memory cgroup reported no usage; the required memory was not "
+                           "measured")
+    limit = REQUIRED_SLOWDOWN * ref.duration + 2.0
+
+    def passes(cap_bytes: int) -> bool:
+        _drop_page_cache(profile)
+        try:
+            _run_child(spec, cap_bytes, cancel=cancel, on_sample=None, on_phase=None, path=profile.path,
+                       cgroup_only=True, time_limit=limit)
+        except Cancelled:
+            raise
+        except MeasureError:
+            return False
+        return True
+
+    hi, runs = 0, 0
+    for factor in (1.02, 1.25, 1.6):
+        runs += 1
+        if passes(min(room, int(ref.usage * factor))):
+            hi = min(room, int(ref.usage * factor))
+            break
+    if not hi:
+        raise MeasureError(f"{profile.path}: the run did not complete under caps up to 1.6 × its own use; "
+                           "the required memory was not measured")
+    lo = int(ref.usage * 0.4)
+    while runs < REQUIRED_MAX_RUNS and passes(lo):
+        hi, lo, runs = lo, int(lo * 0.6), runs + 1
+    while runs < REQUIRED_MAX_RUNS and (hi - lo) > REQUIRED_TOLERANCE * hi:
+        mid = (lo + hi) // 2
+        runs += 1
+        if passes(mid):
+            hi = mid
+        else:
+            lo = mid
+    return max(0, hi - bare)
+
+
+def _drop_page_cache(profile: ModelProfile) -> None:
+    """Drop the model files' clean pages from the page cache (posix_fadvise DONTNEED)."""
+    for name in profile.files or (profile.path,):
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _read_child(child: subprocess.Popen[str], run: _Run, t0: float,

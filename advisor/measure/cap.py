@@ -68,6 +68,17 @@ class MemoryCap:
         except (OSError, ValueError, IndexError):
             return False
 
+    def max_usage(self) -> int:
+        """The most the group was charged (v1 ``memory.max_usage_in_bytes``, v2 ``memory.peak``); 0
+        for rlimit or a kernel that does not say."""
+        if self.group is None:
+            return 0
+        name = "memory.max_usage_in_bytes" if self.kind == "cgroup-v1" else "memory.peak"
+        try:
+            return int((self.group / name).read_text(encoding="ascii").split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
     def close(self) -> None:
         """Remove the group this cap made (only that one); safe to call twice."""
         if self._closed or self.group is None:
@@ -106,3 +117,12 @@ def make_cap(limit_bytes: int, *, baseline_address_space: int = 0) -> MemoryCap:
             continue
         return MemoryCap(limit_bytes, kind, group)
     return MemoryCap(limit_bytes, "rlimit", None, address_space_bytes=baseline_address_space)
+
+
+def can_make_cgroup() -> bool:
+    """Whether this process can make a memory cgroup for a child (tries, then removes it)."""
+    cap = make_cap(1 << 30)
+    try:
+        return cap.group is not None
+    finally:
+        cap.close()

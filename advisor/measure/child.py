@@ -133,8 +133,9 @@ def run_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
     prompt, n_batch = int(spec["prompt"]), int(spec.get("n_batch", 512))
     kv = {"f16": llama_cpp.GGML_TYPE_F16, "f32": llama_cpp.GGML_TYPE_F32,
           "q8_0": llama_cpp.GGML_TYPE_Q8_0, "q4_0": llama_cpp.GGML_TYPE_Q4_0}
-    if getattr(llama_cpp, "GGML_TYPE_BF16", None) is not None:
-        kv["bf16"] = llama_cpp.GGML_TYPE_BF16
+    bf16 = getattr(llama_cpp, "GGML_TYPE_BF16", None)  # not in every llama-cpp-python
+    if bf16 is not None:
+        kv["bf16"] = bf16
     if spec.get("kv", "f16") not in kv:
         raise RuntimeError(f"this llama-cpp-python has no KV-cache type {spec['kv']}")
     mp = llama_cpp.llama_model_default_params()
@@ -168,7 +169,19 @@ def run_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
                    runtime_version=f"llama-cpp-python {llama_cpp.__version__}")
 
 
-RUNNERS = {"onnxruntime": run_onnxruntime, "llama.cpp": run_llamacpp}
+def run_bare(spec: dict[str, Any]) -> dict[str, Any]:
+    """Import the runtime and numpy and stop: what an idle child costs (the required search's zero)."""
+    import importlib
+
+    import numpy  # noqa: F401 - the inputs' library, imported by every real run
+
+    importlib.import_module({"onnxruntime": "onnxruntime", "llama.cpp": "llama_cpp"}[spec["import"]])
+    base = vm_status()
+    _say({"phase": "load", "baseline_rss_bytes": base["VmRSS"]})
+    return _result(base, vm_status(), reset_hwm())
+
+
+RUNNERS = {"onnxruntime": run_onnxruntime, "llama.cpp": run_llamacpp, "bare": run_bare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,6 +121,7 @@ class Correction:
     when: str
     runtime_version: str
     same_workload: bool
+    measured_required_bytes: int | None = None
 
 
 def correction(profile: ModelProfile, runtime: str, workload: dict[str, Any], machine: str) -> Correction | None:
@@ -136,8 +137,9 @@ def correction(profile: ModelProfile, runtime: str, workload: dict[str, Any], ma
     key = json.loads(json.dumps(workload))  # as stored: tuples are lists
     same = [d for d in mine if d.get("workload") == key]
     doc = (same or mine)[-1]
+    req = doc.get("measured_required_bytes")
     return Correction(int(doc["measured_peak_bytes"]), int(doc["predicted_peak_bytes"]), str(doc.get("when", "")),
-                      str(doc.get("runtime_version", "")), bool(same))
+                      str(doc.get("runtime_version", "")), bool(same), int(req) if req is not None else None)
 
 
 # NOTE: the same run measured twice in fresh processes differs by a few hundred KiB to ~2 %
@@ -168,6 +170,8 @@ def learned(profile: ModelProfile, runtime: str, workload: Workload, est: Estima
             f"alone says {format_bytes(est.peak_bytes)} ({err:+.1f} %), so the runtime overhead term is corrected "
             f"by {'+' if delta >= 0 else '−'}{format_bytes(abs(delta))} and the range is the measurement ± "
             f"{RERUN_SPREAD * 100:.0f} %")
+    if found.measured_required_bytes is not None:
+        note += f"; it ran at full speed in {format_bytes(found.measured_required_bytes)} (measured required)"
     low, high = int(measured * (1 - RERUN_SPREAD)), int(measured * (1 + RERUN_SPREAD))
     return replace(est, peak_bytes=measured, overhead_bytes=max(0, est.overhead_bytes + delta), low_bytes=low,
                    high_bytes=high, required_range=None, notes=(*est.notes, note))
