@@ -188,3 +188,21 @@ def test_required_needs_a_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cap, "CGROUP_V2", tmp_path / "none-v2")
     with pytest.raises(MeasureError, match="needs a memory cgroup"):
         measure(read_model(SAMPLE), Workload(), hardware=this_machine(), required=True)
+
+
+def test_pytorch_cpu_generate_is_measured_or_says_what_to_install(tmp_path: Path) -> None:
+    import importlib.util
+
+    from tests.builders import safetensors_models
+
+    folder = safetensors_models.llama_folder(tmp_path / "tiny", n_layers=2, hidden=256, n_heads=4, n_kv_heads=4,
+                                             vocab=1000, intermediate=512, n_shards=1)
+    profile = read_model(folder)
+    wl = Workload(context=64, seq_len=32)
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+        with pytest.raises(MeasureError, match="pip install torch transformers"):
+            measure(profile, wl, "pytorch-cpu", hardware=this_machine())
+        return
+    m = measure(profile, wl, "pytorch-cpu", hardware=this_machine())
+    assert m.runtime_version.startswith("torch ") and m.peak_bytes > profile.weight_bytes
+    assert abs(m.error_pct) < 40

@@ -7,8 +7,9 @@ high-water mark at the end. It refuses to start when the prediction does not fit
 available now, and it never waits on a child that was cancelled: the child's whole process
 group is killed at once. Each finished measurement is stored (:mod:`advisor.measure.store`).
 
-Runtimes: onnxruntime on the CPU (always installed) and llama.cpp through llama-cpp-python
-(when installed). Runs on a GPU and PyTorch runs are refused with a message that says so.
+Runtimes: onnxruntime on the CPU (always installed), llama.cpp through llama-cpp-python and
+Hugging Face ``generate()`` on PyTorch CPU (when installed; else a message says what to install).
+Runs on a GPU are refused with a message that says so.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ SAMPLE_SECONDS = 0.02
 MARGIN_FRACTION = 0.10
 MIN_MARGIN_BYTES = 512 * MIB
 
-_ENGINES = {"onnxruntime-cpu": ("onnxruntime", "onnxruntime", "pip install onnxruntime"),
-            "llama.cpp": ("llama.cpp", "llama_cpp", "pip install llama-cpp-python")}
+_ENGINES = {"onnxruntime-cpu": ("onnxruntime", ("onnxruntime",), "pip install onnxruntime"),
+            "llama.cpp": ("llama.cpp", ("llama_cpp",), "pip install llama-cpp-python"),
+            "pytorch-cpu": ("transformers", ("torch", "transformers"), "pip install torch transformers")}
 
 
 class MeasureError(AdvisorError):
@@ -300,10 +302,12 @@ def _spec(profile: ModelProfile, workload: Workload, runtime: str, est: Estimate
           hardware: HardwareProfile) -> dict[str, Any]:
     if runtime not in _ENGINES:
         raise MeasureError(f"{profile.path}: measuring {runtime} runs is not supported here yet "
-                           f"(advisor measure runs onnxruntime-cpu and llama.cpp on the CPU)")
-    engine, module, install = _ENGINES[runtime]
-    if importlib.util.find_spec(module) is None:
-        raise MeasureError(f"{profile.path}: {runtime} is not installed in this Python ({install})")
+                           f"(advisor measure runs onnxruntime-cpu, llama.cpp and pytorch-cpu on the CPU)")
+    engine, modules, install = _ENGINES[runtime]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MeasureError(f"{profile.path}: measuring {runtime} needs {' and '.join(missing)}, not installed in "
+                           f"this Python ({install})")
     if est.device != "cpu":
         raise MeasureError(f"{profile.path}: measuring on the {est.device.upper()} is not supported yet; "
                            "measure the CPU run (--runtime onnxruntime-cpu, or llama.cpp with --gpu-layers 0)")
@@ -312,6 +316,18 @@ def _spec(profile: ModelProfile, workload: Workload, runtime: str, est: Estimate
         inputs = {name: {"shape": list(shape), "dtype": _numpy_dtype(dtypes.get(name, "float32"))}
                   for name, shape in est.resolved_inputs.items()}
         return {"engine": engine, "model": profile.load_path, "inputs": inputs, "runs": 2}
+    if engine == "transformers":
+        from advisor.estimator.runtimes.pytorch import hf_lengths
+
+        if profile.arch is None or profile.format != "safetensors":
+            raise MeasureError(f"{profile.path}: measuring pytorch-cpu runs a Hugging Face model folder "
+                               "(config.json + safetensors)")
+        if workload.weight_dtype is not None:
+            raise MeasureError(f"{profile.path}: measuring {workload.weight_dtype} weights is not supported; "
+                               "measure the model as stored")
+        prompt, context, _ = hf_lengths(profile.arch, workload)
+        return {"engine": engine, "model": profile.path, "batch": max(1, workload.batch), "prompt": prompt,
+                "new": max(1, context - prompt), "vocab": profile.arch.vocab_size or 32000}
     from advisor.estimator.runtimes.llamacpp import llamacpp_context
     from advisor.estimator.runtimes.llamacpp_plan import plan_llamacpp
 
@@ -350,7 +366,7 @@ def _cap_for(profile: ModelProfile, est: Estimate, hardware: HardwareProfile, av
 
 def _bare_address_space(engine: str) -> int:
     """Address space of a child that has imported ``engine`` and done nothing (for RLIMIT_AS)."""
-    module = "onnxruntime" if engine == "onnxruntime" else "llama_cpp"
+    module = {"onnxruntime": "onnxruntime", "llama.cpp": "llama_cpp", "transformers": "torch, transformers"}[engine]
     code = (f"import numpy, {module}, re; print(re.search(r'VmSize:\\s+(\\d+)', "
             "open('/proc/self/status').read()).group(1))")
     try:

@@ -169,19 +169,51 @@ def run_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
                    runtime_version=f"llama-cpp-python {llama_cpp.__version__}")
 
 
+def run_transformers(spec: dict[str, Any]) -> dict[str, Any]:
+    """Hugging Face ``generate()`` on the CPU (bench/llm_torch_measure.py's method): ``batch`` rows of
+    ``prompt`` random token ids, greedy, exactly ``new`` new tokens, weights as ``dtype="auto"``."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    ids = torch.randint(3, max(4, int(spec["vocab"])), (int(spec["batch"]), int(spec["prompt"])), dtype=torch.int64)
+    mask = torch.ones_like(ids)
+    base = vm_status()
+    ok = reset_hwm()
+    _say({"phase": "load", "baseline_rss_bytes": base["VmRSS"]})
+    model: Any
+    try:
+        model = AutoModelForCausalLM.from_pretrained(spec["model"], dtype="auto")
+    except TypeError:  # transformers 4.x names it torch_dtype
+        model = AutoModelForCausalLM.from_pretrained(spec["model"], torch_dtype="auto")
+    model.eval()
+    loaded = vm_status()
+    _say({"phase": "run"})
+    new = int(spec["new"])
+    with torch.inference_mode():
+        model.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, do_sample=False,
+                       pad_token_id=0)
+    return _result(base, vm_status(), ok, load_peak_bytes=loaded["VmHWM"] - base["VmRSS"],
+                   runtime_version=f"torch {torch.__version__}, transformers {transformers.__version__}")
+
+
 def run_bare(spec: dict[str, Any]) -> dict[str, Any]:
     """Import the runtime and numpy and stop: what an idle child costs (the required search's zero)."""
     import importlib
 
     import numpy  # noqa: F401 - the inputs' library, imported by every real run
 
-    importlib.import_module({"onnxruntime": "onnxruntime", "llama.cpp": "llama_cpp"}[spec["import"]])
+    for module in {"onnxruntime": ("onnxruntime",), "llama.cpp": ("llama_cpp",),
+                   "transformers": ("torch", "transformers")}[spec["import"]]:
+        importlib.import_module(module)
     base = vm_status()
     _say({"phase": "load", "baseline_rss_bytes": base["VmRSS"]})
     return _result(base, vm_status(), reset_hwm())
 
 
-RUNNERS = {"onnxruntime": run_onnxruntime, "llama.cpp": run_llamacpp, "bare": run_bare}
+RUNNERS = {"onnxruntime": run_onnxruntime, "llama.cpp": run_llamacpp, "transformers": run_transformers,
+           "bare": run_bare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,7 +55,7 @@ def estimate(profile: ModelProfile, workload: Workload, runtime: str) -> Estimat
     return _torch(profile, workload, runtime)
 
 
-def _hf_lengths(arch: LlmArchitecture, workload: Workload) -> tuple[int, int, list[str]]:
+def hf_lengths(arch: LlmArchitecture, workload: Workload) -> tuple[int, int, list[str]]:
     """(prompt, context) tokens per sequence for Hugging Face generate(), and notes on defaults."""
     notes: list[str] = []
     prompt, context = workload.seq_len, workload.context
@@ -139,7 +139,7 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     if arch is None:
         return weights_only_estimate(profile, runtime, "cuda" if cuda else "cpu", weights, overhead, over_high, notes,
                         host_w, tp)
-    prompt, context, length_notes = _hf_lengths(arch, workload)
+    prompt, context, length_notes = hf_lengths(arch, workload)
     notes += length_notes
     kv_default = _KV_NAMES.get(compute, "bf16")
     kv_dtype = kv_dtype_name(workload.kv_cache_dtype, kv_default)
