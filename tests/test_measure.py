@@ -206,3 +206,18 @@ def test_pytorch_cpu_generate_is_measured_or_says_what_to_install(tmp_path: Path
     m = measure(profile, wl, "pytorch-cpu", hardware=this_machine())
     assert m.runtime_version.startswith("torch ") and m.peak_bytes > profile.weight_bytes
     assert abs(m.error_pct) < 40
+
+
+def test_reports_carry_the_measurement(tmp_path: Path) -> None:
+    from advisor.plan import make_plan
+    from advisor.report import write_report
+
+    profile = read_model(SAMPLE)
+    hw = this_machine()
+    measure(profile, Workload(), hardware=hw)
+    a = analyze(profile, hw, Workload())
+    plan = make_plan(a, catalog=())
+    for ext in ("md", "html"):
+        out = write_report(a, plan, tmp_path / f"r.{ext}")
+        text = Path(out).read_text(encoding="utf-8")
+        assert "Measured" in text and "measured here on" in text

@@ -113,6 +113,8 @@ def _verdict(analysis: Analysis) -> dict[str, Any]:
         "required": format_bytes(f.required_bytes) + per_gpu,
         "required_range": f"{format_bytes(f.required_low_bytes)} – {format_bytes(f.required_high_bytes)}",
         "required_note": e.required_note,
+        # a stored measurement of this very run on this machine (advisor.measure.store.learned)
+        "measured": next((n for n in e.notes if n.startswith("measured here")), ""),
         "spread": ", ".join(f"GPU {i} {format_bytes(b)}" for i, b in e.spread),
         "error": f.error,
         "budget": format_bytes(f.budget_bytes),

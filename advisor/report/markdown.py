@@ -77,6 +77,7 @@ def render_markdown(ctx: dict[str, Any]) -> str:
         f"- Predicted peak: {md_text(v['peak'])} (range {md_text(v['range'])})",
         f"- Usable memory: {md_text(v['budget'])} of {md_text(v['memory'])}",
         f"- Certainty: {md_text(v['certainty_text'])}",
+        *([f"- Measured: {md_text(v['measured'])}"] if v.get("measured") else []),
     ]
     if v["required_note"]:
         out.append(f"- Peak vs need: {md_text(v['required_note'])}")
