@@ -37,6 +37,8 @@ from typing import Any
 
 from proc_memory import reply, reset_hwm, vm_status
 
+from advisor.measure.child import decode as _decode  # `advisor measure` runs the same decode
+
 # What llama.cpp logs about its buffers (llama-model.cpp load_tensors, llama-kv-cache.cpp,
 # llama-context.cpp). "CPU_Mapped model buffer size =   123.45 MiB" and the like.
 _BUF_RE = re.compile(r"(?P<what>[\w ]*?)\s*(?P<kind>model|KV|compute|output|RS) buffer size\s*=\s*(?P<mib>[\d.]+) MiB")
@@ -61,33 +63,6 @@ def parse_log(text: str) -> dict[str, Any]:
     if fa:
         out["flash_attn_log"] = fa.group(1)
     return out
-
-
-def _decode(llama_cpp: Any, ctx: Any, tokens: list[int], n_seq: int, n_batch: int, start: int) -> None:
-    """Decode ``tokens`` at positions ``start``... in each of ``n_seq`` sequences, ``n_batch`` at a time.
-
-    Only the last token of each sequence asks for logits (what llama-cli/llama-server do).
-    """
-    per = max(1, n_batch // n_seq)
-    batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq)
-    try:
-        for i in range(0, len(tokens), per):
-            chunk = tokens[i:i + per]
-            n = 0
-            for s in range(n_seq):
-                for j, tok in enumerate(chunk):
-                    batch.token[n] = tok
-                    batch.pos[n] = start + i + j
-                    batch.n_seq_id[n] = 1
-                    batch.seq_id[n][0] = s
-                    batch.logits[n] = i + j == len(tokens) - 1
-                    n += 1
-            batch.n_tokens = n
-            rc = llama_cpp.llama_decode(ctx, batch)
-            if rc != 0:
-                raise RuntimeError(f"llama_decode returned {rc}")
-    finally:
-        llama_cpp.llama_batch_free(batch)
 
 
 def measure(model: str, opts: dict[str, Any]) -> dict[str, Any]:

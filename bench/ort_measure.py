@@ -28,22 +28,7 @@ from typing import Any
 
 from proc_memory import reply, reset_hwm, vm_status
 
-
-def random_feeds(shapes: dict[str, list[int]], dtypes: dict[str, str]) -> dict[str, Any]:
-    """The inputs every onnxruntime measurement uses: seeded random floats, ones for bools, 0/1 ints."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    feeds: dict[str, Any] = {}
-    for name, shape in shapes.items():
-        dt = np.dtype(dtypes.get(name, "float32"))
-        if dt.kind == "f":
-            feeds[name] = rng.standard_normal(shape).astype(dt)
-        elif dt.kind == "b":
-            feeds[name] = np.ones(shape, dtype=dt)
-        else:
-            feeds[name] = rng.integers(0, 2, size=shape).astype(dt)
-    return feeds
+from advisor.measure.child import random_feeds  # the app's own `advisor measure` feeds the same inputs
 
 
 def measure(model: str, shapes: dict[str, list[int]], dtypes: dict[str, str], runs: int) -> dict[str, Any]:

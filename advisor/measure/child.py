@@ -52,20 +52,21 @@ def _say(doc: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def random_feeds(inputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Seeded random inputs: normal floats, ones for bools, 0/1 for integers (valid token ids)."""
+def random_feeds(shapes: dict[str, Any], dtypes: dict[str, str]) -> dict[str, Any]:
+    """The inputs every onnxruntime measurement uses (here and in bench/): seeded random normal
+    floats, ones for bools, 0/1 for integers (valid token ids and indices)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     feeds: dict[str, Any] = {}
-    for name, spec in inputs.items():
-        shape, dt = list(spec["shape"]), np.dtype(spec.get("dtype", "float32"))
+    for name, shape in shapes.items():
+        dt = np.dtype(dtypes.get(name, "float32"))
         if dt.kind == "f":
-            feeds[name] = rng.standard_normal(shape).astype(dt)
+            feeds[name] = rng.standard_normal(list(shape)).astype(dt)
         elif dt.kind == "b":
-            feeds[name] = np.ones(shape, dtype=dt)
+            feeds[name] = np.ones(list(shape), dtype=dt)
         else:
-            feeds[name] = rng.integers(0, 2, size=shape).astype(dt)
+            feeds[name] = rng.integers(0, 2, size=list(shape)).astype(dt)
     return feeds
 
 
@@ -84,7 +85,9 @@ def _result(base: dict[str, int], end: dict[str, int], reset_ok: bool, **extra: 
 def run_onnxruntime(spec: dict[str, Any]) -> dict[str, Any]:
     import onnxruntime as ort
 
-    feeds = random_feeds(spec["inputs"])
+    inputs = spec["inputs"]
+    feeds = random_feeds({k: v["shape"] for k, v in inputs.items()},
+                         {k: v.get("dtype", "float32") for k, v in inputs.items()})
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if spec.get("cuda") else ["CPUExecutionProvider"]
     if spec.get("cuda") and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise RuntimeError("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
@@ -101,9 +104,9 @@ def run_onnxruntime(spec: dict[str, Any]) -> dict[str, Any]:
                    runtime_version=f"onnxruntime {ort.__version__}")
 
 
-def _decode(llama_cpp: Any, ctx: Any, tokens: list[int], n_seq: int, n_batch: int, start: int) -> None:
+def decode(llama_cpp: Any, ctx: Any, tokens: list[int], n_seq: int, n_batch: int, start: int) -> None:
     """Decode ``tokens`` at positions ``start``... in each of ``n_seq`` sequences, ``n_batch`` at a
-    time; only each sequence's last token asks for logits (as llama-server does)."""
+    time; only each sequence's last token asks for logits (as llama-server does). bench/ uses it too."""
     per = max(1, n_batch // n_seq)
     batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq)
     try:
@@ -162,9 +165,9 @@ def run_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
     _say({"phase": "run"})
     n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(mdl))
     tokens = [3 + (i * 7919) % max(1, n_vocab - 3) for i in range(prompt)]
-    _decode(llama_cpp, ctx, tokens, n_seq, n_batch, 0)
+    decode(llama_cpp, ctx, tokens, n_seq, n_batch, 0)
     for k in range(2):  # two generated tokens per sequence
-        _decode(llama_cpp, ctx, tokens[k:k + 1], n_seq, n_batch, prompt + k)
+        decode(llama_cpp, ctx, tokens[k:k + 1], n_seq, n_batch, prompt + k)
     return _result(base, vm_status(), ok, load_peak_bytes=loaded["VmHWM"] - base["VmRSS"],
                    runtime_version=f"llama-cpp-python {llama_cpp.__version__}")
 
