@@ -41,3 +41,54 @@ def test_a_first_layer_conv_reads_the_plain_input_and_pools_need_whole_blocks() 
     # no ReorderInput for 3 input channels; the pool follows; the second Conv is not blocked (its
     # filter is not reordered), so the pool's output is reordered back for it.
     assert [s.op_type for s in out] == ["Conv", "MaxPool", "ReorderOutput", "Conv"]
+
+
+def _residual_block() -> tuple[list[Step], dict[str, tuple[int, ...]]]:
+    # x → Conv(w0) → h;  h → FusedConv(w1, Relu) → a;  a → Conv(w2) → c;  Add(a, c) → s;  Relu(s) → y
+    # (a ResNet basic block after conv_activation_fusion; every map [1, 32, 64, 64] = 512 KiB)
+    shape = (1, 32, 64, 64)
+    shapes = dict.fromkeys(("x", "h", "a", "c", "s", "y"), shape)
+    steps = [Step("Conv", ("x", "w0"), ("h",)), Step("FusedConv", ("h", "w1"), ("a",)),
+             Step("Conv", ("a", "w2"), ("c",)), Step("Add", ("a", "c"), ("s",)), Step("Relu", ("s",), ("y",))]
+    return steps, shapes
+
+
+def test_a_residual_add_folds_into_the_conv_before_it() -> None:
+    steps, shapes = _residual_block()
+    out, sizes = nchwc_steps(steps, shapes, nchwc_convs={"w0", "w1", "w2"}, weights={"w0", "w1", "w2"},
+                             graph_outputs=["y"], block=8)
+    ops = [s.op_type for s in out]
+    assert "Add" not in ops and ops.count("NchwcConvSum") == 1
+    fused = next(s for s in out if s.op_type == "NchwcConvSum")
+    assert fused.inputs == ("a#nchwc", "w2", "a#nchwc") and fused.outputs == ("s#nchwc",)
+    plain = dict.fromkeys(shapes, 512 * 1024)
+    walk = activation_peak(out, {**plain, **sizes}, graph_inputs=["x"], graph_outputs=["y"],
+                           weights={"w0", "w1", "w2"}, count_inputs=False)
+    # the Conv reads a and writes s (a is also its X, so it cannot write over it: two maps), then
+    # the ReorderOutput of y adds the plain copy; a separate Add would have held a, c and s at once
+    assert walk.peak_bytes == 2 * 512 * 1024
+
+
+def test_a_conv_read_twice_keeps_its_add() -> None:
+    steps, shapes = _residual_block()
+    steps.append(Step("Relu", ("c",), ("z",)))  # c has a second reader: no fusion
+    shapes["z"] = shapes["c"]
+    out, _ = nchwc_steps(steps, shapes, nchwc_convs={"w0", "w1", "w2"}, weights={"w0", "w1", "w2"},
+                         graph_outputs=["y", "z"], block=8)
+    assert "Add" in [s.op_type for s in out] and "NchwcConvSum" not in [s.op_type for s in out]
+
+
+def test_the_conv_writes_over_its_sum_when_that_is_the_sums_last_use() -> None:
+    # Add(p, c) of two branches of x: p's Conv absorbs the Add, with c as its Sum
+    shape = (1, 32, 64, 64)
+    shapes = dict.fromkeys(("x", "p", "c", "s"), shape)
+    steps = [Step("Conv", ("x", "wp"), ("p",)), Step("Conv", ("x", "wc"), ("c",)), Step("Add", ("p", "c"), ("s",))]
+    out, sizes = nchwc_steps(steps, shapes, nchwc_convs={"wp", "wc"}, weights={"wp", "wc"}, graph_outputs=["s"],
+                             block=8)
+    plain = dict.fromkeys(shapes, 512 * 1024)
+    walk = activation_peak(out, {**plain, **sizes}, graph_inputs=["x"], graph_outputs=["s"], weights={"wp", "wc"},
+                           count_inputs=False)
+    # p's Conv waits for its Sum c and writes s over c's buffer (c's last use, not its X): the
+    # buffers are x#nchwc, c#nchwc (= s#nchwc) and the plain s; never more than two live at once
+    assert walk.allocated_bytes == 3 * 512 * 1024 and walk.peak_bytes == 2 * 512 * 1024
+    assert [s.op_type for s in out] == ["ReorderInput", "Conv", "NchwcConvSum", "ReorderOutput"]

@@ -45,6 +45,12 @@ three tensors, not two, and every residual ``Add`` and bias ``Add`` a new one.
 """
 
 
+SUM_INPLACE_OPS: frozenset[str] = frozenset({"NchwcConvSum"})
+"""Ops that may write their output over their last input, the fused ``Sum`` (input 3 of onnxruntime's
+NCHWc Conv: contrib_ops/cpu/nchwc_ops.cc, ``MayInplace(3, 0)``); see
+:func:`advisor.estimator.mechanisms.ort_nchwc.nchwc_steps`."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One node of the graph, as the liveness walk needs it.
@@ -142,6 +148,15 @@ def activation_peak(
             size = sizes.get(out, 0)
             if k == 0 and src is not None and s.op_type in VIEW_OPS:
                 alias = True
+            elif k == 0 and s.op_type in SUM_INPLACE_OPS and len(s.inputs) > 2:
+                # MayInplace(3, 0): the Sum's buffer (the step's last input) when this is its only
+                # remaining use (allocation_planner.cc: UseCount(original) == 1 — so not when the
+                # Sum is also this node's X) and the sizes match
+                sum_in = s.inputs[-1]
+                src = root.get(sum_in) if sum_in not in weight_set else None
+                alias = (inplace and src is not None and root_last[src] == i and src not in pinned
+                         and root_size[src] == size and out not in outputs
+                         and sum_in not in s.inputs[:-1])
             else:
                 # a graph output gets its own buffer (ORT plans it ``kAllocateOutput``, never reused)
                 alias = (k == 0 and inplace and src is not None and s.op_type in INPLACE_OPS
