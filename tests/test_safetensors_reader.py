@@ -92,14 +92,36 @@ def test_sharded_folder_with_and_without_index(tmp_path: Path, with_index: bool)
     assert p.file_bytes == sum(Path(f).stat().st_size for f in p.files)
 
 
-def test_index_file_opened_directly_and_one_shard_alone(tmp_path: Path) -> None:
+def test_index_file_opened_directly_and_one_shard_opens_the_set(tmp_path: Path) -> None:
     folder = tiny_llama_folder(tmp_path / "m", n_shards=3)
     whole = read_model(folder / "model.safetensors.index.json")
     assert whole.n_params == llama_params(2, 64, 4, 2, 128, 96, tie=False)
     one = read_model(folder / "model-00002-of-00003.safetensors")
-    assert 0 < one.n_params < whole.n_params
-    assert any("one shard of 3" in n for n in one.notes)
-    assert one.arch is not None  # config.json beside the file still gives the architecture
+    assert (one.n_params, one.weight_bytes, len(one.files)) == (whole.n_params, whole.weight_bytes, 3)
+    assert any("read the whole set of 3" in n for n in one.notes)
+    assert one.arch is not None and one.path.endswith("model-00002-of-00003.safetensors")
+
+
+def test_a_shard_without_an_index_opens_its_siblings(tmp_path: Path) -> None:
+    folder = tiny_llama_folder(tmp_path / "m", n_shards=3, with_index=False)
+    one = read_model(folder / "model-00001-of-00003.safetensors")
+    assert one.n_params == llama_params(2, 64, 4, 2, 128, 96, tie=False) and len(one.files) == 3
+    assert any("whole set of 3 shards beside it" in n for n in one.notes)
+
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_a_shard_whose_siblings_are_gone_is_a_partial_model_not_a_verdict(tmp_path: Path, with_index: bool) -> None:
+    folder = tiny_llama_folder(tmp_path / "m", n_shards=3, with_index=with_index)
+    (folder / "model-00003-of-00003.safetensors").unlink()
+    with pytest.raises(ModelFormatError, match=r"partial model: one of 3 shards.*model-00003-of-00003"):
+        read_model(folder / "model-00001-of-00003.safetensors")
+
+
+def test_a_shard_name_announcing_absurdly_many_shards_is_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "model-00001-of-999999999999.safetensors"
+    write_safetensors(path, {"x": np.zeros(4, np.float32)})
+    with pytest.raises(ModelFormatError, match="more than any model has"):
+        read_model(path)
 
 
 def test_index_ignores_unlisted_safetensors_and_checks_total_size(tmp_path: Path) -> None:

@@ -326,7 +326,7 @@ def _spec(profile: ModelProfile, workload: Workload, runtime: str, est: Estimate
             raise MeasureError(f"{profile.path}: measuring {workload.weight_dtype} weights is not supported; "
                                "measure the model as stored")
         prompt, context, _ = hf_lengths(profile.arch, workload)
-        return {"engine": engine, "model": profile.path, "batch": max(1, workload.batch), "prompt": prompt,
+        return {"engine": engine, "model": profile.load_path, "batch": max(1, workload.batch), "prompt": prompt,
                 "new": max(1, context - prompt), "vocab": profile.arch.vocab_size or 32000}
     from advisor.estimator.runtimes.llamacpp import llamacpp_context
     from advisor.estimator.runtimes.llamacpp_plan import plan_llamacpp

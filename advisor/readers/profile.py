@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 ModelFormat = Literal["onnx", "safetensors", "gguf"]
@@ -148,9 +149,14 @@ class ModelProfile:
     @property
     def load_path(self) -> str:
         """What a runtime is pointed at: the ``.onnx`` file or the first ``.gguf`` file, even when a
-        folder was opened; for safetensors, what was opened (a file, or the Hugging Face folder)."""
+        folder was opened; for safetensors, the Hugging Face folder (``from_pretrained`` and ``vllm
+        serve`` take a folder) when the model spans several files or has a config — even when one
+        shard, the index or config.json was what was opened — else the file itself."""
         if self.format in ("onnx", "gguf") and self.files:
             return self.files[0]
+        opened = Path(self.path)
+        if self.format == "safetensors" and not opened.is_dir() and (len(self.files) > 1 or self.arch is not None):
+            return str(opened.parent)
         return self.path
 
     def to_dict(self, *, with_tensors: bool = False) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from advisor.readers.profile import (
 MAX_HEADER_BYTES = 100_000_000
 INDEX_SUFFIX = ".safetensors.index.json"
 _MAX_DIMS = 64  # NOTE: the safetensors crate has no limit; ONNX Runtime and torch stop at 64 dims
-_SHARD_NAME = re.compile(r"-\d+-of-\d+\.safetensors$")  # transformers' model-00001-of-00004.safetensors
+MAX_NAMED_SHARDS = 10_000  # the most shards a *-of-N name may announce before its siblings are looked for
+_SHARD_NAME = re.compile(r"-(?P<k>\d+)-of-(?P<n>\d+)\.safetensors$")  # transformers' model-00001-of-00004
 _MAX_NAME_BYTES = 255  # a shard file name: NAME_MAX on Linux, macOS and Windows
 _META_VALUE_CHARS = 200  # __metadata__ values can hold whole configs; keep what a person can read
 _GENERIC_STEMS = frozenset({"model", "consolidated", "diffusion_pytorch_model", "adapter_model"})
@@ -192,21 +193,56 @@ def read_safetensors(path: str | Path) -> ModelProfile:
 
 
 def _read_single(p: Path) -> ModelProfile:
-    notes: list[str] = []
+    """One ``.safetensors`` file. A shard of a set (listed in an index beside it, or named
+    ``*-0000k-of-0000N.safetensors``) opens the whole set when every shard is there: a shard alone
+    holds only some of the layers, and a verdict on it would say an 8 B model is 3 B. When some
+    shards are missing it is refused, naming them, rather than judged as if it were the model."""
     folder = p.absolute().parent
-    index = folder / "model.safetensors.index.json"
-    in_index = index.is_file() and p.name != "model.safetensors"
-    partial = in_index or bool(_SHARD_NAME.search(p.name))  # one shard holds only some of the layers
-    if in_index:
-        try:
-            n_shards = len(_index_shards(index)[0])
-            notes.append(f"this is one shard of {n_shards} listed in {index.name}: "
-                         "open the folder to count them all")
-        except ModelFormatError:
-            pass
+    for index in _indexes_listing(folder, p.name):
+        shards, total = _index_shards(index)
+        missing = [s for s in shards if not (folder / s).is_file()]
+        if missing:
+            raise ModelFormatError(f"partial model: one of {len(shards)} shards listed in {index.name}, and "
+                                   f"{len(missing)} of them are not here ({_names(missing)}); put every shard "
+                                   "beside it, or open the folder once they are", p)
+        profile = _read_shards(p, folder, shards, total, index=index)
+        return replace(profile, notes=(*profile.notes, f"opened one shard: read the whole set of {len(shards)} "
+                                                       f"listed in {index.name}"))
+    m = _SHARD_NAME.search(p.name)
+    if m:
+        n = int(m.group("n"))
+        if n > MAX_NAMED_SHARDS:
+            raise ModelFormatError(f"the name says {n} shards, more than any model has ({MAX_NAMED_SHARDS}); "
+                                   "open the shard through its folder or index", p)
+        width = len(m.group("n"))
+        stem = p.name[:m.start()]
+        names = [f"{stem}-{k:0{width}d}-of-{m.group('n')}.safetensors" for k in range(1, n + 1)]
+        missing = [s for s in names if not (folder / s).is_file()]
+        if missing:
+            raise ModelFormatError(f"partial model: one of {n} shards, and {len(missing)} of them are not here "
+                                   f"({_names(missing)}); put every shard beside it", p)
+        if n > 1:
+            profile = _read_shards(p, folder, names, None, index=None)
+            return replace(profile, notes=(*profile.notes, f"opened one shard: read the whole set of {n} "
+                                                           "shards beside it"))
     config = folder / "config.json"
-    return _profile(p, [read_header(p)], config if config.is_file() else None, notes, _name_for_file(p),
-                    complete=not partial)
+    return _profile(p, [read_header(p)], config if config.is_file() else None, [], _name_for_file(p))
+
+
+def _indexes_listing(folder: Path, name: str) -> list[Path]:
+    """The ``*.safetensors.index.json`` files beside ``name`` that list it (``model.`` first)."""
+    found = []
+    for index in sorted(folder.glob("*" + INDEX_SUFFIX), key=lambda i: (i.name != "model" + INDEX_SUFFIX, i.name)):
+        try:
+            if name in _index_shards(index)[0]:
+                found.append(index)
+        except ModelFormatError:
+            continue
+    return found
+
+
+def _names(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def _read_folder(opened: Path, folder: Path) -> ModelProfile:
