@@ -49,8 +49,35 @@ def detect(path: str | Path) -> Detection:
     return _detect_file(p)
 
 
+def _not_a_model_file(p: Path, suffix: str) -> str | None:
+    """A one-line hint for files people open by mistake, or formats not read yet; None otherwise."""
+    name = p.name.lower()
+    if suffix == ".data" or name.endswith((".onnx_data", ".onnx.data")):
+        stem = p.name[: -len(".data")] if name.endswith(".onnx.data") else p.stem
+        onnx_beside = [c for c in (p.with_name(stem), p.with_name(stem + ".onnx"), p.with_name(p.stem + ".onnx"))
+                       if c.suffix.lower() == ".onnx" and c.is_file()]
+        if onnx_beside:
+            return f"this is the external weight data of an ONNX model: open {onnx_beside[0].name} beside it"
+        if name.endswith((".onnx.data", ".onnx_data")):
+            return "this is the external weight data of an ONNX model: open the .onnx file it belongs to"
+    if suffix in (".bin", ".xml") and p.with_suffix(".xml" if suffix == ".bin" else ".bin").is_file():
+        return ("an OpenVINO IR model (.xml + .bin) is not supported yet; open the ONNX model it was converted "
+                "from")
+    if suffix in (".engine", ".plan", ".trt"):
+        return ("a TensorRT engine is not supported yet (it is built for one GPU and TensorRT version); open the "
+                "ONNX model it was built from")
+    if suffix in (".mlmodel", ".mlpackage"):
+        return "Core ML models are not supported yet; open the ONNX or safetensors model it was converted from"
+    if suffix == ".tflite":
+        return "TensorFlow Lite models are not supported yet"
+    return None
+
+
 def _detect_file(p: Path) -> Detection:
     suffix = p.suffix.lower()
+    hint = _not_a_model_file(p, suffix)
+    if hint:
+        raise UnsupportedFormatError(hint, p)
     if suffix in PICKLE_SUFFIXES:
         raise UnsupportedFormatError(PICKLE_MESSAGE, p)  # by name only: the file is never opened
     if suffix == ".ort":
@@ -74,6 +101,8 @@ def _detect_file(p: Path) -> Detection:
         return Detection("safetensors", p)
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise UnsupportedFormatError(PICKLE_MESSAGE, p)
+    if head[4:8] == b"TFL3":  # the FlatBuffers file identifier of a TFLite model
+        raise UnsupportedFormatError("TensorFlow Lite models are not supported yet", p)
     if head[:4] == b"PK\x03\x04":
         raise UnsupportedFormatError(
             "a zip archive (a PyTorch checkpoint or a packed model?) is not a format the advisor reads; "
@@ -100,7 +129,33 @@ def _looks_like_safetensors(head: bytes) -> bool:
     return 2 <= n <= MAX_HEADER_BYTES and head[8:9] == b"{"
 
 
+def _hf_cache_snapshot(p: Path) -> Path | None:
+    """The snapshot a Hugging Face cache repo folder (``models--org--name``) stands for.
+
+    huggingface_hub's cache layout (huggingface_hub/file_download.py, "Cache structure"):
+    ``refs/main`` holds the commit hash of the branch last downloaded, ``snapshots/<hash>/`` the
+    files as symlinks into ``blobs/``. Without refs, the only snapshot, or the newest one.
+    """
+    if not p.name.startswith(("models--", "datasets--", "spaces--")) or not (p / "snapshots").is_dir():
+        return None
+    ref = p / "refs" / "main"
+    if ref.is_file():
+        try:
+            rev = ref.read_text(encoding="utf-8").strip()
+        except OSError:
+            rev = ""
+        if rev and (p / "snapshots" / rev).is_dir():
+            return p / "snapshots" / rev
+    snaps = sorted((s for s in (p / "snapshots").iterdir() if s.is_dir()), key=lambda s: s.stat().st_mtime)
+    return snaps[-1] if snaps else None
+
+
 def _detect_folder(p: Path) -> Detection:
+    snapshot = _hf_cache_snapshot(p)
+    if snapshot is not None:
+        found = _detect_folder(snapshot)
+        return Detection(found.format, found.path,
+                         (*found.notes, f"Hugging Face cache repo: read snapshot {snapshot.name[:12]}"))
     try:
         files = sorted(f for f in p.iterdir() if f.is_file())
     except OSError as exc:
@@ -125,6 +180,12 @@ def _detect_folder(p: Path) -> Detection:
     if any(Path(n).suffix in PICKLE_SUFFIXES for n in lower):
         raise UnsupportedFormatError(PICKLE_MESSAGE, p)
     if not names:
+        if p.name.startswith("models--"):
+            raise ModelFormatError("a Hugging Face cache repo with no downloaded snapshot (snapshots/ is empty)", p)
+        subfolders = sorted(f.name for f in p.iterdir() if f.is_dir()) if p.is_dir() else []
+        if subfolders:
+            raise ModelFormatError(f"folder holds no files, only folders ({', '.join(subfolders[:4])}"
+                                   f"{', …' if len(subfolders) > 4 else ''}): open the model's own folder", p)
         raise ModelFormatError("folder is empty", p)
     raise ModelFormatError(
         "folder holds no model file (looked for *.safetensors, *.gguf, *.onnx)", p

@@ -103,11 +103,13 @@ class Settings:
 
     @property
     def recent_files(self) -> list[str]:
-        return [str(p) for p in self.get("recent_files")]
+        """The recent models that still exist (absolute paths; entries gone from disk are dropped)."""
+        return [str(p) for p in self.get("recent_files") if Path(str(p)).exists()]
 
     def add_recent_file(self, path: str | Path) -> list[str]:
-        """Put ``path`` first in the recent list (once), keep :data:`MAX_RECENT_FILES`; return it."""
-        path = str(path)
+        """Put ``path`` first in the recent list (once, made absolute so it opens from any folder),
+        keep :data:`MAX_RECENT_FILES`; return it."""
+        path = str(Path(path).absolute())
         files = [path] + [p for p in self.recent_files if p != path]
         files = files[:MAX_RECENT_FILES]
         self.set("recent_files", files)
