@@ -328,3 +328,22 @@ def test_measure_from_the_window_marks_the_run_and_a_second_is_cancelled(
     assert stopped.args[0] is None and w.plot.run_label == "stopped"
     assert w.presenter.runner.wait(10_000)
     assert not [p for p in psutil.Process().children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_drop_anywhere_on_the_window_opens_the_model_and_shards_open_their_set(
+        make_window: Callable[..., MainWindow], model_path: Path, tight_file: Path, tmp_path: Path,
+        qtbot: QtBot) -> None:
+    from tests.builders import safetensors_models
+
+    w = make_window(file_key(tight_file))
+    with qtbot.waitSignal(w.presenter.planChanged, timeout=WAIT_MS):
+        entered, dropped = drop(w, [str(model_path)])  # the window itself, not the drop zone
+    assert entered and dropped and w.presenter.model.name == "mlp" and not w.drop_zone.hovering
+    folder = safetensors_models.llama_folder(tmp_path / "llama", n_layers=2, hidden=64, n_heads=4, n_kv_heads=2,
+                                             vocab=128, intermediate=96, n_shards=3)
+    shards = sorted(str(p) for p in folder.glob("*.safetensors"))
+    with qtbot.waitSignal(w.presenter.planChanged, timeout=WAIT_MS):
+        drop(w, list(reversed(shards)))  # all three, in any order
+    model = w.presenter.model
+    assert model.format == "safetensors" and len(model.files) == 3
+    assert not w.notes.acceptDrops()

@@ -48,7 +48,7 @@ class DropZone(QFrame):
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addWidget(self.label)
         self.set_current(None)
-        self._set_hover(False)
+        self.set_hover(False)
 
     def set_current(self, name: str | None) -> None:
         """Say what is open (or invite a drop when nothing is)."""
@@ -62,7 +62,8 @@ class DropZone(QFrame):
             )
             self.setMinimumHeight(88)
 
-    def _set_hover(self, hovering: bool) -> None:
+    def set_hover(self, hovering: bool) -> None:
+        """Highlight the zone while a model is dragged over it (or over the window around it)."""
         self.hovering = hovering
         self.setBackgroundRole(QPalette.ColorRole.Highlight if hovering else QPalette.ColorRole.Base)
         self.label.setForegroundRole(
@@ -73,16 +74,16 @@ class DropZone(QFrame):
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # Qt's name
         if local_paths(event.mimeData()):
             event.acceptProposedAction()
-            self._set_hover(True)
+            self.set_hover(True)
         else:
             event.ignore()
 
     def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:  # Qt's name
-        self._set_hover(False)
+        self.set_hover(False)
         event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:  # Qt's name
-        self._set_hover(False)
+        self.set_hover(False)
         paths = local_paths(event.mimeData())
         if not paths:
             event.ignore()

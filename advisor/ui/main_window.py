@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragLeaveEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -27,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from advisor.ui.breakdown_chart import BreakdownChart
-from advisor.ui.drop_zone import DropZone
+from advisor.ui.drop_zone import DropZone, local_paths
 from advisor.ui.hardware_panel import HardwarePanel
 from advisor.ui.live_memory import LiveMemory, SamplerLike
 from advisor.ui.memory_plot import MemoryPlot, prediction_for
@@ -65,6 +73,7 @@ class MainWindow(QMainWindow):
                  sampler: SamplerLike | None = None, devices: Any = None) -> None:
         super().__init__()
         self.setWindowTitle("Memory Advisor")
+        self.setAcceptDrops(True)  # a model dropped anywhere on the window opens (not only on the drop zone)
         self.presenter = presenter or Presenter(parent=self)
         self.settings = settings or Settings()
         self.live = LiveMemory(sampler, self.settings.refresh_ms, parent=self)
@@ -102,6 +111,7 @@ class MainWindow(QMainWindow):
         self.plan_view = PlanView()
         self.notes = QTextBrowser()
         self.notes.setOpenLinks(False)
+        self.notes.setAcceptDrops(False)  # a drop on the notes opens the model, as anywhere on the window
 
         left_inner = QWidget()
         left = QVBoxLayout(left_inner)
@@ -227,6 +237,44 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         self.presenter.open_path(path)
+
+    # --- drops anywhere on the window ------------------------------------------------------------
+
+    @property
+    def hovering(self) -> bool:
+        """Whether a model is being dragged over the window."""
+        return self.drop_zone.hovering
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # Qt's name
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+            self.drop_zone.set_hover(True)
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:  # Qt's name
+        self.drop_zone.set_hover(False)
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # Qt's name
+        self.drop_zone.set_hover(False)
+        paths = local_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_path(self._one_model(paths))
+
+    def _one_model(self, paths: list[str]) -> str:
+        """The model several dropped paths make: shards of one set open through the first (the
+        reader opens the whole set from it); unrelated files open the first, and the bar says so."""
+        if len(paths) == 1:
+            return paths[0]
+        ordered = sorted(paths)
+        if len({str(Path(p).parent) for p in ordered}) == 1 and all(p.endswith(".safetensors") for p in ordered):
+            return ordered[0]
+        self.message_bar.show_info(f"{len(paths)} items dropped: opened {Path(paths[0]).name}")
+        return paths[0]
 
     def set_refresh_ms(self, ms: int) -> None:
         applied = self.live.set_refresh_ms(ms)
