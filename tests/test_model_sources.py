@@ -66,3 +66,44 @@ def test_files_opened_by_mistake_get_a_hint_not_a_wrong_name(tmp_path: Path) -> 
         with pytest.raises(UnsupportedFormatError, match="TensorFlow Lite"):
             read_model(tmp_path / name)
     assert read_model(onnx_path).n_params > 0
+
+
+def _ollama_store(root: Path, gguf: Path, *, name: str = "tiny", tag: str = "8b", projector: bool = False) -> None:
+    """Ollama's store as `ollama pull` leaves it: blobs/sha256-<hex> and an OCI-style manifest."""
+    import hashlib
+    import json
+
+    blobs = root / "blobs"
+    blobs.mkdir(parents=True, exist_ok=True)
+    layers = []
+    for media, data in (("application/vnd.ollama.image.model", gguf.read_bytes()),
+                        *((("application/vnd.ollama.image.projector", b"\x00" * 4096),) if projector else ())):
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / f"sha256-{digest}").write_bytes(data)
+        layers.append({"mediaType": media, "digest": f"sha256:{digest}", "size": len(data)})
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / name / tag
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": layers}))
+
+
+def test_an_ollama_model_opens_by_the_name_people_know(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from advisor.cli import run
+    from tests.builders import gguf_models
+
+    specs = gguf_models.llama_gguf_specs(n_layers=2, hidden=64, n_heads=4, n_kv_heads=4, vocab=256, ff=128,
+                                         qtype="Q8_0", embd_type="Q8_0", out_type="Q8_0")
+    meta = {"{arch}.block_count": 2, "{arch}.embedding_length": 64, "{arch}.feed_forward_length": 128,
+            "{arch}.attention.head_count": 4, "{arch}.attention.head_count_kv": 4, "{arch}.context_length": 512}
+    gguf = gguf_models.sparse_gguf(tmp_path / "m.gguf", specs, metadata=meta)
+    store = tmp_path / "ollama"
+    _ollama_store(store, gguf, projector=True)
+    monkeypatch.setenv("OLLAMA_MODELS", str(store))
+    direct, named = read_model(gguf), read_model("ollama:tiny:8b")
+    assert named.format == "gguf" and named.name == "tiny:8b" and named.n_params == direct.n_params
+    assert named.path == "ollama:tiny:8b" and named.load_path.startswith(str(store / "blobs"))
+    assert named.files[0].startswith(str(store / "blobs" / "sha256-"))
+    assert any("vision projector" in n for n in named.notes)
+    with pytest.raises(ModelFormatError, match=r"no Ollama model tiny in .*ollama pull"):
+        read_model("ollama:tiny")  # :latest was never pulled
+    assert run(["analyze", "ollama:tiny:8b", "--device", "rpi5-8gb"]) == 0
+    assert run(["analyze", "ollama:../../etc", "--device", "rpi5-8gb"]) == 2

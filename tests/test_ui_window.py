@@ -347,3 +347,27 @@ def test_a_drop_anywhere_on_the_window_opens_the_model_and_shards_open_their_set
     model = w.presenter.model
     assert model.format == "safetensors" and len(model.files) == 3
     assert not w.notes.acceptDrops()
+
+
+def test_file_open_ollama_model_lists_the_store_and_opens_the_choice(
+        make_window: Callable[..., MainWindow], tight_file: Path, tmp_path: Path, qtbot: QtBot,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.builders import gguf_models
+    from tests.test_model_sources import _ollama_store
+
+    specs = gguf_models.llama_gguf_specs(n_layers=2, hidden=64, n_heads=4, n_kv_heads=4, vocab=256, ff=128,
+                                         qtype="Q8_0", embd_type="Q8_0", out_type="Q8_0")
+    meta = {"{arch}.block_count": 2, "{arch}.embedding_length": 64, "{arch}.feed_forward_length": 128,
+            "{arch}.attention.head_count": 4, "{arch}.attention.head_count_kv": 4}
+    _ollama_store(tmp_path / "ollama", gguf_models.sparse_gguf(tmp_path / "m.gguf", specs, metadata=meta))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
+    w = make_window(file_key(tight_file))
+    offered: list[list[str]] = []
+    monkeypatch.setattr(w, "ask_ollama_model", lambda names: offered.append(names) or names[0])
+    with qtbot.waitSignal(w.presenter.planChanged, timeout=WAIT_MS):
+        w.ollama_action.trigger()
+    assert offered == [["tiny:8b"]] and w.presenter.model.name == "tiny:8b"
+    assert w.settings.recent_files[0] == "ollama:tiny:8b"
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "nothing"))
+    w.ollama_action.trigger()
+    assert "no Ollama models" in w.message_bar.text()

@@ -21,6 +21,8 @@ def read_model(path: str | Path) -> ModelProfile:
         ModelFormatError: the path does not exist, or the model is truncated or inconsistent.
         UnsupportedFormatError: a format the advisor does not read (pickles, ``.ort``, unknown).
     """
+    if str(path).startswith("ollama:"):
+        return _read_ollama(str(path))
     found = detect(path)
     profile = _dispatch(found)
     if found.notes:
@@ -28,6 +30,21 @@ def read_model(path: str | Path) -> ModelProfile:
     if profile.path != str(path):
         profile = dataclasses.replace(profile, path=str(path))  # what the person opened; see load_path
     return profile
+
+
+def _read_ollama(spec: str) -> ModelProfile:
+    """An Ollama model by name: its GGUF blob, named after the model (see :mod:`advisor.readers.stores`)."""
+    from advisor.readers.gguf_reader import read_gguf
+    from advisor.readers.stores import resolve_ollama
+
+    found = resolve_ollama(spec)
+    profile = read_gguf(found.model)
+    notes = [f"Ollama model {found.name}: blob {found.model.name[:19]}…"]
+    if found.projector is not None:
+        size = found.projector.stat().st_size
+        notes.append(f"it has a vision projector ({size / 2**20:.0f} MiB, {found.projector.name[:19]}…) that "
+                     "loads beside it for image inputs; not counted here")
+    return dataclasses.replace(profile, path=spec, name=found.name, notes=(*profile.notes, *notes))
 
 
 def _dispatch(found: Detection) -> ModelProfile:

@@ -168,6 +168,7 @@ class MainWindow(QMainWindow):
         self.open_action = self._action(file_menu, "&Open Model…", self.open_file_dialog, QKeySequence.StandardKey.Open)
         self.open_folder_action = self._action(file_menu, "Open Model &Folder…", self.open_folder_dialog,
                                                "Ctrl+Shift+O")
+        self.ollama_action = self._action(file_menu, "Open O&llama Model…", self.open_ollama_dialog)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
         self.export_action = self._action(file_menu, "&Export Report…", self.export_report_dialog, "Ctrl+E")
@@ -309,6 +310,24 @@ class MainWindow(QMainWindow):
         if path:
             self.settings.last_dir = str(Path(path).parent)
             self.open_path(path)
+
+    def ask_ollama_model(self, names: list[str]) -> str:
+        """Ask which of the local Ollama models to open ("" when cancelled)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        name, ok = QInputDialog.getItem(self, "Open Ollama Model", "Model:", names, 0, False)
+        return str(name) if ok else ""
+
+    def open_ollama_dialog(self) -> None:
+        from advisor.readers.stores import ollama_names, ollama_root
+
+        names = ollama_names()
+        if not names:
+            self.message_bar.show_error(f"no Ollama models in {ollama_root()} (ollama pull one, or set OLLAMA_MODELS)")
+            return
+        name = self.ask_ollama_model(names)
+        if name:
+            self.open_path(f"ollama:{name}")
 
     def open_folder_dialog(self) -> None:
         path = self.ask_open_folder()

@@ -104,12 +104,12 @@ class Settings:
     @property
     def recent_files(self) -> list[str]:
         """The recent models that still exist (absolute paths; entries gone from disk are dropped)."""
-        return [str(p) for p in self.get("recent_files") if Path(str(p)).exists()]
+        return [str(p) for p in self.get("recent_files") if _is_store_name(str(p)) or Path(str(p)).exists()]
 
     def add_recent_file(self, path: str | Path) -> list[str]:
         """Put ``path`` first in the recent list (once, made absolute so it opens from any folder),
         keep :data:`MAX_RECENT_FILES`; return it."""
-        path = str(Path(path).absolute())
+        path = str(path) if _is_store_name(str(path)) else str(Path(path).absolute())
         files = [path] + [p for p in self.recent_files if p != path]
         files = files[:MAX_RECENT_FILES]
         self.set("recent_files", files)
@@ -160,3 +160,8 @@ def _convert(raw: Any, kind: type) -> Any:
     if kind is QByteArray:
         return raw if isinstance(raw, QByteArray) else QByteArray(raw)
     return kind(raw)
+
+
+def _is_store_name(entry: str) -> bool:
+    """A model named in a store (``ollama:llama3:8b``), not a path."""
+    return entry.startswith("ollama:")
