@@ -77,7 +77,7 @@ def _ollama_store(root: Path, gguf: Path, *, name: str = "tiny", tag: str = "8b"
     blobs.mkdir(parents=True, exist_ok=True)
     layers = []
     for media, data in (("application/vnd.ollama.image.model", gguf.read_bytes()),
-                        *((("application/vnd.ollama.image.projector", b"\x00" * 4096),) if projector else ())):
+                        *((("application/vnd.ollama.image.projector", gguf.read_bytes()),) if projector else ())):
         digest = hashlib.sha256(data).hexdigest()
         (blobs / f"sha256-{digest}").write_bytes(data)
         layers.append({"mediaType": media, "digest": f"sha256:{digest}", "size": len(data)})
@@ -102,8 +102,39 @@ def test_an_ollama_model_opens_by_the_name_people_know(tmp_path: Path, monkeypat
     assert named.format == "gguf" and named.name == "tiny:8b" and named.n_params == direct.n_params
     assert named.path == "ollama:tiny:8b" and named.load_path.startswith(str(store / "blobs"))
     assert named.files[0].startswith(str(store / "blobs" / "sha256-"))
-    assert any("vision projector" in n for n in named.notes)
+    assert named.projector_bytes == direct.weight_bytes  # the projector layer (here a copy of the model)
     with pytest.raises(ModelFormatError, match=r"no Ollama model tiny in .*ollama pull"):
         read_model("ollama:tiny")  # :latest was never pulled
     assert run(["analyze", "ollama:tiny:8b", "--device", "rpi5-8gb"]) == 0
     assert run(["analyze", "ollama:../../etc", "--device", "rpi5-8gb"]) == 2
+
+
+def test_a_vision_projector_beside_a_gguf_counts_in_the_estimate(tmp_path: Path) -> None:
+    from advisor.analysis import analyze
+    from advisor.estimator.types import Workload
+    from advisor.hardware.catalog import get_device
+    from advisor.plan import make_plan
+    from tests.builders import gguf_models
+
+    specs = gguf_models.llama_gguf_specs(n_layers=2, hidden=256, n_heads=4, n_kv_heads=4, vocab=512, ff=512,
+                                         qtype="Q8_0", embd_type="Q8_0", out_type="Q8_0")
+    meta = {"{arch}.block_count": 2, "{arch}.embedding_length": 256, "{arch}.feed_forward_length": 512,
+            "{arch}.attention.head_count": 4, "{arch}.attention.head_count_kv": 4}
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    gguf_models.sparse_gguf(alone / "model-Q8_0.gguf", specs, metadata=meta)
+    studio = tmp_path / "lmstudio" / "publisher" / "model-GGUF"  # LM Studio's models/<publisher>/<repo>/
+    studio.mkdir(parents=True)
+    gguf_models.sparse_gguf(studio / "model-Q8_0.gguf", specs, metadata=meta)
+    proj_specs = gguf_models.llama_gguf_specs(n_layers=1, hidden=256, n_heads=4, n_kv_heads=4, vocab=64, ff=256,
+                                              qtype="F16", embd_type="F16", out_type="F16")
+    gguf_models.sparse_gguf(studio / "mmproj-model-f16.gguf", proj_specs, metadata={**meta, "{arch}.block_count": 1})
+    hw = get_device("rpi5-8gb")
+    plain, vision = (analyze(read_model(f), hw, Workload(context=512), "llama.cpp") for f in (alone, studio))
+    proj = read_model(studio).projector_bytes
+    assert proj == read_model(studio / "mmproj-model-f16.gguf").weight_bytes > 0
+    assert vision.estimate.peak_bytes == plain.estimate.peak_bytes + proj
+    assert vision.estimate.weights_bytes == plain.estimate.weights_bytes + proj
+    assert any("vision projector mmproj-model-f16.gguf" in n for n in vision.estimate.notes)
+    how = make_plan(vision, catalog=()).options[0].how_to
+    assert "--mmproj" in how and "mmproj-model-f16.gguf" in how

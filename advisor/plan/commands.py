@@ -32,6 +32,8 @@ def gguf_path(profile: ModelProfile) -> str:
 def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
     """``llama-server -m MODEL ...``, preceded by the conversion when the model is not GGUF yet."""
     parts = ["llama-server", "-m", q(gguf_path(profile))]
+    if profile.projector_path:
+        parts += ["--mmproj", q(profile.projector_path)]  # the vision projector the estimate counts
     if workload is not None and (workload.context or profile.arch is not None):
         # -c is the total over all --parallel sequences: always given, so the command starts what
         # was estimated (the default -c differs between llama.cpp versions)

@@ -41,10 +41,29 @@ def _read_ollama(spec: str) -> ModelProfile:
     profile = read_gguf(found.model)
     notes = [f"Ollama model {found.name}: blob {found.model.name[:19]}…"]
     if found.projector is not None:
-        size = found.projector.stat().st_size
-        notes.append(f"it has a vision projector ({size / 2**20:.0f} MiB, {found.projector.name[:19]}…) that "
-                     "loads beside it for image inputs; not counted here")
+        profile = _with_projector(profile, found.projector)
     return dataclasses.replace(profile, path=spec, name=found.name, notes=(*profile.notes, *notes))
+
+
+def _with_projector(profile: ModelProfile, projector: Path) -> ModelProfile:
+    """``profile`` with the vision projector GGUF that loads beside it (its header read, not its weights)."""
+    from advisor.errors import AdvisorError
+    from advisor.readers.gguf_reader import read_gguf
+
+    try:
+        proj = read_gguf(projector)
+    except AdvisorError as exc:  # a broken projector must not hide the model
+        return dataclasses.replace(profile, notes=(*profile.notes, f"vision projector {projector.name} could not "
+                                                                   f"be read ({exc}): not counted"))
+    return dataclasses.replace(profile, projector_path=str(projector), projector_bytes=proj.weight_bytes)
+
+
+def _projector_beside(model: Path) -> Path | None:
+    """The one ``mmproj*.gguf`` in the model's folder (LM Studio, Hugging Face GGUF repos), if any."""
+    if model.name.lower().startswith("mmproj"):
+        return None
+    found = [f for f in model.parent.glob("*.gguf") if f.name.lower().startswith("mmproj") and f.is_file()]
+    return found[0] if len(found) == 1 else None
 
 
 def _dispatch(found: Detection) -> ModelProfile:
@@ -56,7 +75,9 @@ def _dispatch(found: Detection) -> ModelProfile:
     if found.format == "gguf":
         from advisor.readers.gguf_reader import read_gguf
 
-        return read_gguf(found.path)
+        profile = read_gguf(found.path)
+        projector = _projector_beside(found.path)
+        return _with_projector(profile, projector) if projector is not None else profile
     from advisor.readers.onnx_reader import read_onnx  # written alongside; imported on demand
 
     return read_onnx(found.path)

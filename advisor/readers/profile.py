@@ -116,6 +116,9 @@ class ModelProfile:
         arch: decoder-LLM architecture when the format says so (config.json, GGUF metadata).
         metadata: other facts worth showing (GGUF file type, quantization version, ...).
         notes: things a person should know about how it was read.
+        projector_path / projector_bytes: a vision projector GGUF that loads beside the model
+            (llama.cpp's ``--mmproj``; LM Studio and Ollama keep one next to a vision model) and
+            its weight bytes, counted in the llama.cpp estimate; "" / 0 when there is none.
         graph_rewrite: a change the plan made to the tensors but not to the file's graph, which the
             estimator applies to the graph it reads from ``load_path`` ("int8-dynamic": as
             ``quantize_dynamic`` writes it); "" for a model as stored.
@@ -140,6 +143,8 @@ class ModelProfile:
     arch: LlmArchitecture | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    projector_path: str = ""
+    projector_bytes: int = 0
     graph_rewrite: str = ""
 
     @property

@@ -39,6 +39,8 @@ def estimate_with(runtime: str, profile: ModelProfile, workload: Workload, hardw
         from advisor.estimator.runtimes import llamacpp
 
         est = llamacpp.estimate(profile, workload, hardware)
+        if profile.projector_bytes:
+            est = _with_projector(est, profile)
     else:
         from advisor.estimator.runtimes import pytorch
 
@@ -55,6 +57,25 @@ def estimate_with(runtime: str, profile: ModelProfile, workload: Workload, hardw
                f"{arch.n_experts_per_token or '?'} run per token; the KV cache does not depend on them")
         est = dataclasses.replace(est, notes=(*est.notes, moe))
     return est
+
+
+def _with_projector(est: Estimate, profile: ModelProfile) -> Estimate:
+    """A vision projector's weights on top of the language model: llama-server ``--mmproj`` (and
+    LM Studio, Ollama) load it at start beside the model, on the GPU when the model is offloaded
+    (mtmd's default, ``--no-mmproj-offload`` to keep it on the CPU); the compute buffer an image
+    needs is not counted."""
+    from pathlib import Path
+
+    from advisor.units import format_bytes
+
+    b = profile.projector_bytes
+    note = (f"vision projector {Path(profile.projector_path).name} ({format_bytes(b)}) loads beside the model "
+            "(llama-server --mmproj): counted; the buffer an image's encoding needs is not")
+    return dataclasses.replace(est, weights_bytes=est.weights_bytes + b, peak_bytes=est.peak_bytes + b,
+                               low_bytes=est.low_bytes + b, high_bytes=est.high_bytes + b,
+                               required_range=None if est.required_range is None else
+                               (est.required_range[0] + b, est.required_range[1] + b),
+                               notes=(*est.notes, note))
 
 
 def _auto_map_gpus(profile: ModelProfile, workload: Workload, runtime: str, hardware: HardwareProfile) -> list[int]:
