@@ -38,15 +38,19 @@ def _children() -> list[psutil.Process]:
             and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_sample_model_measured_like_the_benchmark_and_stored() -> None:
+def test_sample_model_measured_like_the_benchmark_and_stored(tmp_path: Path) -> None:
     profile = read_model(SAMPLE)
     m = measure(profile, Workload(), hardware=this_machine())
-    # two fresh processes of the same run differ by up to ~8 % here (onnxruntime's thread pool and
-    # glibc's per-thread arenas touch a varying few MB): compare two runs of each method
-    again = measure(profile, Workload(), hardware=this_machine(), store=False)
-    bench = [_bench_peak(SAMPLE, {"pixel_values": [1, 3, 224, 224]}) for _ in range(2)]
-    closest = min(abs(a.peak_bytes - b) / b for a in (m, again) for b in bench)
-    assert closest <= 0.05, (m.peak_bytes, again.peak_bytes, bench)
+    # fresh processes of the same run differ by a few MB (onnxruntime's thread pool and glibc's
+    # per-thread arenas): ~10 % of the 30 MB sample, so it is held to the benchmark loosely, and a
+    # run of ~200 MB, where those MB are noise, to 5 %
+    bench = _bench_peak(SAMPLE, {"pixel_values": [1, 3, 224, 224]})
+    assert abs(m.peak_bytes - bench) <= max(0.05 * bench, 4 * MIB), (m.peak_bytes, bench)
+    bigger = onnx_models.cnn(tmp_path / "cnn.onnx", channels=64)
+    shapes = {"x": [2, 3, 224, 224]}
+    big = measure(read_model(bigger), Workload(input_shapes={"x": (2, 3, 224, 224)}), hardware=this_machine(),
+                  store=False)
+    assert big.peak_bytes == pytest.approx(_bench_peak(bigger, shapes), rel=0.05)
     assert m.runtime == "onnxruntime-cpu" and m.runtime_version.startswith("onnxruntime ")
     assert m.workload["input_shapes"] == {"pixel_values": [1, 3, 224, 224]}
     assert [p for _, p in m.phases][:2] == ["load", "run"] and m.samples and m.duration_s > 0
