@@ -23,6 +23,8 @@ def read_model(path: str | Path) -> ModelProfile:
     """
     if str(path).startswith("ollama:"):
         return _read_ollama(str(path))
+    if str(path).startswith("hf:"):
+        return _read_hub(str(path))
     found = detect(path)
     profile = _dispatch(found)
     if found.notes:
@@ -43,6 +45,20 @@ def _read_ollama(spec: str) -> ModelProfile:
     if found.projector is not None:
         profile = _with_projector(profile, found.projector)
     return dataclasses.replace(profile, path=spec, name=found.name, notes=(*profile.notes, *notes))
+
+
+def _read_hub(spec: str) -> ModelProfile:
+    """A Hugging Face Hub model read through its headers only (see :mod:`advisor.readers.hub`)."""
+    from advisor.hardware.throughput import cache_dir
+    from advisor.readers.hub import fetch_hub_model, parse_spec
+    from advisor.units import format_bytes
+
+    repo, _ = parse_spec(spec)
+    folder, sha, fetched = fetch_hub_model(spec, cache_dir() / "hub")
+    profile = read_model(folder)
+    note = (f"read from the Hugging Face Hub: {repo} at {sha[:12]}; {format_bytes(fetched)} fetched (config and "
+            f"headers) of {format_bytes(profile.file_bytes)}")
+    return dataclasses.replace(profile, path=spec, notes=(*profile.notes, note))
 
 
 def _with_projector(profile: ModelProfile, projector: Path) -> ModelProfile:

@@ -159,6 +159,8 @@ class ModelProfile:
         shard, the index or config.json was what was opened — else the file itself."""
         if self.format in ("onnx", "gguf") and self.files:
             return self.files[0]
+        if self.path.startswith("hf:"):
+            return self.path[3:].partition("@")[0]  # a Hub repo id: from_pretrained and vllm serve take it
         opened = Path(self.path)
         if self.format == "safetensors" and not opened.is_dir() and (len(self.files) > 1 or self.arch is not None):
             return str(opened.parent)

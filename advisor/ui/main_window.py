@@ -169,6 +169,7 @@ class MainWindow(QMainWindow):
         self.open_folder_action = self._action(file_menu, "Open Model &Folder…", self.open_folder_dialog,
                                                "Ctrl+Shift+O")
         self.ollama_action = self._action(file_menu, "Open O&llama Model…", self.open_ollama_dialog)
+        self.hub_action = self._action(file_menu, "Open from &Hugging Face…", self.open_hub_dialog)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         file_menu.addSeparator()
         self.export_action = self._action(file_menu, "&Export Report…", self.export_report_dialog, "Ctrl+E")
@@ -328,6 +329,20 @@ class MainWindow(QMainWindow):
         name = self.ask_ollama_model(names)
         if name:
             self.open_path(f"ollama:{name}")
+
+    def ask_hub_model(self) -> str:
+        """Ask for a Hub model id ("" when cancelled)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getText(self, "Open from Hugging Face",
+                                        "Model id (ORG/NAME or ORG/NAME@REVISION; only its config and headers "
+                                        "are fetched):")
+        return str(text).strip() if ok else ""
+
+    def open_hub_dialog(self) -> None:
+        repo = self.ask_hub_model()
+        if repo:
+            self.open_path(repo if repo.startswith("hf:") else f"hf:{repo}")
 
     def open_folder_dialog(self) -> None:
         path = self.ask_open_folder()

@@ -163,5 +163,5 @@ def _convert(raw: Any, kind: type) -> Any:
 
 
 def _is_store_name(entry: str) -> bool:
-    """A model named in a store (``ollama:llama3:8b``), not a path."""
-    return entry.startswith("ollama:")
+    """A model named in a store (``ollama:llama3:8b``, ``hf:org/name``), not a path."""
+    return entry.startswith(("ollama:", "hf:"))
