@@ -132,3 +132,32 @@ def test_file_open_from_hugging_face(hub: type[_Hub], tmp_path: Path, qtbot: obj
     assert presenter.model.path == "hf:org/tiny" and len(presenter.model.files) == 2
     assert settings.recent_files[0] == "hf:org/tiny"
     w.shutdown()
+
+
+def test_a_gguf_repo_is_read_from_a_growing_prefix(hub: type[_Hub], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from advisor.analysis import analyze
+    from advisor.estimator.types import Workload
+    from advisor.hardware.catalog import get_device
+    from advisor.plan import make_plan
+    from advisor.readers import hub as hub_reader
+    from tests.builders import gguf_models
+
+    specs = gguf_models.llama_gguf_specs(n_layers=32, hidden=4096, n_heads=32, n_kv_heads=8, vocab=128256,
+                                         ff=14336, qtype="Q4_K", embd_type="Q4_K", out_type="Q6_K")
+    meta = {"{arch}.block_count": 32, "{arch}.embedding_length": 4096, "{arch}.feed_forward_length": 14336,
+            "{arch}.attention.head_count": 32, "{arch}.attention.head_count_kv": 8}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    gguf_models.sparse_gguf(repo / "llama-Q4_K_M.gguf", specs, metadata=meta)
+    hub.repos["org/llama-gguf"] = repo
+    monkeypatch.setattr(hub_reader, "GGUF_FIRST_PREFIX", 256)  # force several doublings of the prefix
+    local, remote = read_model(repo / "llama-Q4_K_M.gguf"), read_model("hf:org/llama-gguf")
+    assert (remote.n_params, remote.weight_bytes, remote.format) == (local.n_params, local.weight_bytes, "gguf")
+    assert sum(hub.served) < 0.01 * local.file_bytes
+    plan = make_plan(analyze(remote, get_device("rpi5-8gb"), Workload(context=512), "llama.cpp"), catalog=())
+    assert any("--hf-repo org/llama-gguf --hf-file llama-Q4_K_M.gguf" in o.how_to for o in plan.options)
+    gguf_models.sparse_gguf(repo / "llama-Q8_0.gguf", specs, metadata=meta)  # two models: name one
+    with pytest.raises(ModelFormatError, match=r"2 GGUF files: name one, e\.g\. hf:org/llama-gguf/"):
+        read_model("hf:org/llama-gguf")
+    assert read_model("hf:org/llama-gguf/llama-Q8_0.gguf").n_params == local.n_params

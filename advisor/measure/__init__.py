@@ -300,6 +300,9 @@ def workload_key(workload: Workload, est: Estimate) -> dict[str, Any]:
 
 def _spec(profile: ModelProfile, workload: Workload, runtime: str, est: Estimate,
           hardware: HardwareProfile) -> dict[str, Any]:
+    if profile.path.startswith("hf:"):
+        raise MeasureError(f"{profile.path}: read from the Hub without its weights; download it to measure it "
+                           "(measuring runs the model here)")
     if runtime not in _ENGINES:
         raise MeasureError(f"{profile.path}: measuring {runtime} runs is not supported here yet "
                            f"(advisor measure runs onnxruntime-cpu, llama.cpp and pytorch-cpu on the CPU)")

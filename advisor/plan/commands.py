@@ -31,7 +31,13 @@ def gguf_path(profile: ModelProfile) -> str:
 
 def llama_server(profile: ModelProfile, *flags: str, workload: Workload | None = None) -> str:
     """``llama-server -m MODEL ...``, preceded by the conversion when the model is not GGUF yet."""
-    parts = ["llama-server", "-m", q(gguf_path(profile))]
+    if profile.path.startswith("hf:") and profile.format == "gguf":  # read from the Hub: llama.cpp fetches it
+        from advisor.readers.hub import parse_spec
+
+        parts = ["llama-server", "--hf-repo", q(parse_spec(profile.path)[0]), "--hf-file",
+                 q(Path(profile.files[0]).name)]
+    else:
+        parts = ["llama-server", "-m", q(gguf_path(profile))]
     if profile.projector_path:
         parts += ["--mmproj", q(profile.projector_path)]  # the vision projector the estimate counts
     if workload is not None and (workload.context or profile.arch is not None):

@@ -44,19 +44,30 @@ class Fetched:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``hf:ORG/NAME[@REV]`` → (repo id, revision)."""
+    """``hf:ORG/NAME[/FILE.gguf][@REV]`` → (repo id, revision); see :func:`gguf_file` for FILE."""
     body = spec[len(HF_PREFIX):] if spec.startswith(HF_PREFIX) else spec
     repo, _, rev = body.partition("@")
+    parts = repo.split("/")
+    if len(parts) == 3 and parts[2].endswith(".gguf"):
+        repo = "/".join(parts[:2])
     if not _REPO_RE.match(repo) or ".." in repo:
-        raise ModelFormatError("not a Hugging Face model id (hf:ORG/NAME or hf:ORG/NAME@REVISION)", spec)
+        raise ModelFormatError("not a Hugging Face model id (hf:ORG/NAME, hf:ORG/NAME/FILE.gguf, @REVISION)", spec)
     return repo, rev or "main"
 
 
+def gguf_file(spec: str) -> str:
+    """The GGUF file ``hf:ORG/NAME/FILE.gguf`` names ("" when none is named)."""
+    body = (spec[len(HF_PREFIX):] if spec.startswith(HF_PREFIX) else spec).partition("@")[0]
+    parts = body.split("/")
+    return parts[2] if len(parts) == 3 and parts[2].endswith(".gguf") else ""
+
+
 def fetch_hub_model(spec: str, cache: Path, *, cancel: CancelToken | None = None) -> tuple[Path, str, int]:
-    """Lay out ``spec``'s config, index and safetensors headers under ``cache``.
+    """Lay out ``spec``'s config, index and safetensors headers under ``cache`` — or, for a GGUF
+    repository (one model file, or the one ``hf:ORG/NAME/FILE.gguf`` names), that file's header.
 
     Returns:
-        (the local folder, the commit sha, the bytes fetched).
+        (the local folder, or the GGUF file; the commit sha; the bytes fetched).
 
     Raises:
         ModelFormatError: offline, no such repository or revision, a private repository without a
@@ -78,14 +89,22 @@ def fetch_hub_model(spec: str, cache: Path, *, cancel: CancelToken | None = None
     for small in ("config.json", "model.safetensors.index.json"):
         if small in names:
             (folder / small).write_bytes(_get(url(small), spec, fetched, limit=_MAX_JSON_BYTES))
+    chosen = gguf_file(spec)
+    ggufs = [n for n in names if n.endswith(".gguf") and "/" not in n]
+    models = [n for n in ggufs if not n.lower().startswith("mmproj")]
+    if chosen or (not any(n.endswith(".safetensors") for n in names) and len(models) == 1):
+        name = chosen or models[0]
+        if name not in names:
+            raise ModelFormatError(f"the repository has no file {name}", spec)
+        _gguf_prefix_as_sparse_file(url(name), folder / name, spec, fetched)
+        return folder / name, sha, fetched.bytes
     weights = [n for n in names if n.endswith(".safetensors") and "/" not in n]
     if (folder / "model.safetensors.index.json").is_file():
         index = json.loads((folder / "model.safetensors.index.json").read_text(encoding="utf-8"))
         listed = list(dict.fromkeys(str(v) for v in (index.get("weight_map") or {}).values()))
         weights = [n for n in listed if "/" not in n and not n.startswith(".")] or weights
     if not weights:
-        ggufs = [n for n in names if n.endswith(".gguf")]
-        hint = f" (it holds GGUF files: {', '.join(ggufs[:3])}; download the one you want)" if ggufs else ""
+        hint = (f" (it holds {len(models)} GGUF files: name one, e.g. hf:{repo}/{models[0]})" if models else "")
         raise ModelFormatError(f"the repository has no safetensors weights to read from the Hub{hint}", spec)
     for name in weights:
         if cancel is not None:
@@ -106,6 +125,39 @@ def _header_as_sparse_file(url: str, dest: Path, spec: str, fetched: Fetched) ->
         f.write(first + header)
         if total is not None:
             f.truncate(total)  # sparse: the weights' bytes are holes, never fetched
+
+
+GGUF_FIRST_PREFIX = 4 * 1024 * 1024  # most headers (with a 128k-token vocabulary) end within a few MiB
+GGUF_MAX_PREFIX = 512 * 1024 * 1024
+
+
+def _gguf_prefix_as_sparse_file(url: str, dest: Path, spec: str, fetched: Fetched) -> None:
+    """The GGUF header's bytes in a sparse file of the real size: a prefix that doubles until the
+    reader parses it (a GGUF header has no length field; its tensor infos end where they end)."""
+    from advisor.errors import AdvisorError
+    from advisor.readers.gguf_reader import read_gguf_header
+
+    size = GGUF_FIRST_PREFIX
+    while True:
+        data, total = _get_range(url, 0, size - 1, spec, fetched)
+        with dest.open("wb") as f:
+            f.write(data)
+            if total is not None:
+                f.truncate(total)
+        try:
+            header = read_gguf_header(dest)
+            offsets = [t.offset for t in header.tensors if t.offset is not None]
+            align = int(header.kv.get("general.alignment") or 32)
+            # parsed within what was fetched: the tensor data (aligned after the header) starts
+            # no further than one alignment past the prefix; past it, zeros were read as header
+            if not offsets or min(offsets) <= len(data) + align or (total is not None and len(data) >= total):
+                return
+        except AdvisorError:
+            if (total is not None and size >= total) or size >= GGUF_MAX_PREFIX:
+                raise
+        if size >= GGUF_MAX_PREFIX:
+            raise ModelFormatError(f"{dest.name}'s header is larger than {GGUF_MAX_PREFIX} bytes", spec)
+        size *= 2
 
 
 def _request(url: str, headers: dict[str, str]) -> urllib.request.Request:
