@@ -5,14 +5,16 @@ from __future__ import annotations
 import shutil
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advisor.analysis import Analysis
 from advisor.hardware.profile import HardwareProfile
-from advisor.measure import Measurement
 from advisor.plan.types import Plan
 from advisor.units import format_bytes, format_count, format_price
 from advisor.verdict import certainty_text, verdict_words
+
+if TYPE_CHECKING:
+    from advisor.measure import Measurement
 
 
 def _width() -> int:

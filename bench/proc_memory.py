@@ -7,23 +7,15 @@ The child scripts run as ``python bench/<script>.py``, so this module is importe
 from __future__ import annotations
 
 import json
-import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_STATUS_RE = re.compile(r"^(Vm\w+|Rss\w+):\s+(\d+) kB", re.MULTILINE)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the advisor package, installed or not
 
-
-def vm_status() -> dict[str, int]:
-    """``VmRSS``/``VmHWM``/``RssAnon``/``RssFile``/... of this process in bytes, from /proc/self/status."""
-    text = Path("/proc/self/status").read_text()
-    return {k: int(v) * 1024 for k, v in _STATUS_RE.findall(text)}
-
-
-def reset_hwm() -> None:
-    """Reset VmHWM to the current RSS (proc(5): writing 5 to clear_refs, Linux >= 4.0)."""
-    Path("/proc/self/clear_refs").write_text("5")
+# One reading of /proc/self/status for the app's `advisor measure` child and the benchmarks' children.
+from advisor.measure.child import reset_hwm, vm_status  # noqa: F401 - re-exported for bench/
 
 
 def reply(measure: Callable[[], dict[str, Any]]) -> int:

@@ -254,7 +254,8 @@ def _llm_speed(profile: ModelProfile, arch: LlmArchitecture, workload: Workload,
                            "speed not estimated")
     if (frac < 1.0 or not on_accel) and host is None:
         return Speed(basis=f"no bandwidth figures for {hardware.cpu.model or 'the CPU'}: speed not estimated")
-    b = _llm_bytes(profile, arch, _weight_bytes(profile, workload, runtime))
+    weight_bytes = _weight_bytes(profile, workload, runtime)
+    b = _llm_bytes(profile, arch, weight_bytes)
     tp = max(1, est.tensor_parallel)
     # llama.cpp splits by layer (--split-mode layer): its GPUs take turns; vLLM's tensor parallel
     # has every GPU read its share of each layer at once
@@ -291,7 +292,6 @@ def _llm_speed(profile: ModelProfile, arch: LlmArchitecture, workload: Workload,
         step += decode_time(host, 1.0 - frac, 1)
         parts.append(f"{_pct(1 - frac)} in {host.label}")
     decode = batch / step if step > 0 else None
-    weight_bytes = _weight_bytes(profile, workload, runtime)
     mmq = runtime == "llama.cpp" and weight_bytes < 1.5 * max(1, profile.n_params)  # below 12 bits a weight
     prefill = _prefill(arch, b, workload, accel if on_accel else None, host, frac, parallel, mmq=mmq)
     basis = ("decode: bytes read per token (weights" + (", active experts" if arch.n_experts else "")

@@ -15,6 +15,7 @@ Runs on a GPU are refused with a message that says so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -246,8 +247,7 @@ def _smaller_workloads(profile: ModelProfile, workload: Workload, est: Estimate,
         what, floor = "context", 256
     else:
         shapes = dict(est.resolved_inputs)
-        names = [s.name for s in profile.inputs if s.name in shapes and shapes[s.name]
-                 and s.shape and not (isinstance(s.shape[0], int) and s.shape[0] > 0)]
+        names = profile.open_batch_inputs(shapes)
         firsts = {shapes[n][0] for n in names}
         if len(firsts) != 1:
             return None
@@ -367,6 +367,7 @@ def _cap_for(profile: ModelProfile, est: Estimate, hardware: HardwareProfile, av
     return cap
 
 
+@functools.lru_cache(maxsize=4)
 def _bare_address_space(engine: str) -> int:
     """Address space of a child that has imported ``engine`` and done nothing (for RLIMIT_AS)."""
     module = {"onnxruntime": "onnxruntime", "llama.cpp": "llama_cpp", "transformers": "torch, transformers"}[engine]
@@ -570,14 +571,12 @@ def _read_child(child: subprocess.Popen[str], run: _Run, t0: float,
 
 
 def _rss(pid: int) -> int | None:
+    import psutil
+
     try:
-        text = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
-    except OSError:
+        return int(psutil.Process(pid).memory_info().rss)
+    except (psutil.Error, OSError):
         return None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return None
 
 
 def _kill(child: subprocess.Popen[str]) -> None:

@@ -130,8 +130,7 @@ def _explicit_batch(ctx: PlanContext) -> tuple[int, list[str]]:
     whose first dim the model leaves open, when they agree on it; else the workload's batch."""
     a = ctx.analysis
     shapes = a.workload.input_shapes
-    names = [s.name for s in a.model.inputs if s.name in shapes and shapes[s.name]
-             and s.shape and not (isinstance(s.shape[0], int) and s.shape[0] > 0)]
+    names = a.model.open_batch_inputs(shapes)
     firsts = {shapes[n][0] for n in names}
     if len(firsts) == 1:
         return max(1, firsts.pop()), names

@@ -27,10 +27,10 @@ from typing import Any
 
 from advisor.cancel import CancelToken
 from advisor.errors import ModelFormatError
+from advisor.readers.safetensors_reader import MAX_HEADER_BYTES
 
 HF_PREFIX = "hf:"
 DEFAULT_ENDPOINT = "https://huggingface.co"
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors reader's own bound
 _MAX_JSON_BYTES = 64 * 1024 * 1024
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TIMEOUT_S = 30

@@ -166,6 +166,12 @@ class ModelProfile:
             return str(opened.parent)
         return self.path
 
+    def open_batch_inputs(self, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+        """The inputs ``shapes`` gives whose first dim the model leaves open (symbolic or -1): the
+        ones a batch is the leading dim of."""
+        return [s.name for s in self.inputs if s.name in shapes and shapes[s.name]
+                and s.shape and not (isinstance(s.shape[0], int) and s.shape[0] > 0)]
+
     def to_dict(self, *, with_tensors: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (the ``model`` object of ``advisor analyze --json``)."""
         out: dict[str, Any] = {
