@@ -88,8 +88,9 @@ def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto
     Raises:
         ModelFormatError: the file is empty, not ONNX, truncated or corrupt.
     """
-    import onnx  # lazy: read_onnx does not need the onnx package at all
     from google.protobuf.message import DecodeError
+
+    from advisor import onnx_lite
 
     path = Path(path)
     with mapped_onnx(path) as (mm, size):
@@ -102,9 +103,8 @@ def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto
                 raise ModelFormatError(f"{exc}: corrupt or hostile", path) from None
             raise ModelFormatError(f"not a valid ONNX file (corrupt or truncated protobuf: {exc})",
                                    path) from None
-    model = onnx.ModelProto()
     try:
-        model.ParseFromString(data)
+        model = onnx_lite.parse_model(data)
     except (DecodeError, ValueError) as exc:
         raise ModelFormatError(f"not a valid ONNX file ({exc})", path) from None
     if not model.HasField("graph"):

@@ -197,8 +197,7 @@ def complete_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     if not any(n.domain == ML_DOMAIN for n in model.graph.node):
         return model
-    import onnx as onnx_mod
-    from onnx import helper
+    from advisor import onnx_lite
 
     out = model
     for _ in range(_MAX_ROUNDS):
@@ -211,12 +210,11 @@ def complete_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
                 continue
             for name, got in zip(node.output, _ml_outputs(node, src[1], src[0]), strict=False):
                 if name and got is not None and name not in known:
-                    add.append(helper.make_tensor_value_info(name, got[0], got[1]))
+                    add.append(onnx_lite.make_tensor_value_info(name, got[0], got[1]))
         if not add:
             return out
         if out is model:
-            out = onnx_mod.ModelProto()
-            out.CopyFrom(model)
+            out = onnx_lite.copy_model(model)
         for vi in out.graph.output:  # recomputed from the new shapes
             if _static_shape(vi) is None:
                 vi.type.tensor_type.ClearField("shape")
@@ -224,7 +222,7 @@ def complete_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         del out.graph.value_info[:]
         out.graph.value_info.extend([*keep, *add])
         try:
-            out = onnx_mod.shape_inference.infer_shapes(out, check_type=False, strict_mode=False, data_prop=True)
+            out = onnx_lite.infer_shapes(out)
         except Exception:  # onnx raises several error types; keep what was known
             return out
     return out

@@ -35,11 +35,9 @@ QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
 def dynamic_int8_graph(model: onnx.ModelProto, weights: frozenset[str]) -> onnx.ModelProto:
     """A copy of the shape-inferred ``model`` with the nodes reading ``weights`` (their weight
     input) rewritten as ``quantize_dynamic`` writes them; new tensors get their shapes here."""
-    import onnx
-    from onnx import TensorProto, helper
+    from advisor import onnx_lite as helper
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out = helper.copy_model(model)
     g = out.graph
     info = {vi.name: vi for vi in (*g.input, *g.value_info, *g.output)}
     inits = {t.name: t for t in g.initializer}
@@ -52,7 +50,7 @@ def dynamic_int8_graph(model: onnx.ModelProto, weights: frozenset[str]) -> onnx.
         src = info.get(like)
         if src is None or not src.type.HasField("tensor_type"):
             return
-        vi = onnx.ValueInfoProto()
+        vi = helper.pb().ValueInfoProto()
         vi.CopyFrom(src)
         vi.name = name
         vi.type.tensor_type.elem_type = elem
@@ -62,7 +60,7 @@ def dynamic_int8_graph(model: onnx.ModelProto, weights: frozenset[str]) -> onnx.
         g.value_info.append(helper.make_tensor_value_info(name, elem, []))
 
     def initializer(name: str, elem: int, dims: list[int]) -> None:
-        t = onnx.TensorProto()  # dims and type only: the data left out, as in a skeleton
+        t = helper.pb().TensorProto()  # dims and type only: the data left out, as in a skeleton
         t.name, t.data_type = name, elem
         t.dims.extend(dims)
         g.initializer.append(t)
@@ -78,42 +76,42 @@ def dynamic_int8_graph(model: onnx.ModelProto, weights: frozenset[str]) -> onnx.
         a, y = node.input[0], node.output[0]
         wq, ws, wz = f"{w}_quantized", f"{w}_scale", f"{w}_zero_point"
         if w not in done:
-            initializer(wq, TensorProto.INT8, list(inits[w].dims))
-            initializer(ws, TensorProto.FLOAT, [])
-            initializer(wz, TensorProto.INT8, [])
+            initializer(wq, helper.INT8, list(inits[w].dims))
+            initializer(ws, helper.FLOAT, [])
+            initializer(wz, helper.INT8, [])
             done.add(w)
         aq, a_s, az = f"{a}_quantized", f"{a}_scale", f"{a}_zero_point"
         if a not in quantized_inputs:
             new_nodes.append(helper.make_node("DynamicQuantizeLinear", [a], [aq, a_s, az], name=f"{a}_QuantizeLinear"))
-            value(aq, a, TensorProto.UINT8)
-            scalar(a_s, TensorProto.FLOAT)
-            scalar(az, TensorProto.UINT8)
+            value(aq, a, helper.UINT8)
+            scalar(a_s, helper.FLOAT)
+            scalar(az, helper.UINT8)
             quantized_inputs.add(a)
         base = f"{node.name}_quant" if node.name else y
         integer = f"{y}_output_quantized"
         op = "ConvInteger" if node.op_type == "Conv" else "MatMulInteger"
-        attrs = {at.name: helper.get_attribute_value(at) for at in node.attribute} if op == "ConvInteger" else {}
+        attrs = {at.name: helper.attribute_value(at) for at in node.attribute} if op == "ConvInteger" else {}
         new_nodes.append(helper.make_node(op, [aq, wq, az, wz], [integer], name=base, **attrs))
-        value(integer, y, TensorProto.INT32)
+        value(integer, y, helper.INT32)
         cast = f"{integer}_cast_output"
-        new_nodes.append(helper.make_node("Cast", [integer], [cast], to=TensorProto.FLOAT, name=f"{base}_cast"))
-        value(cast, y, TensorProto.FLOAT)
+        new_nodes.append(helper.make_node("Cast", [integer], [cast], to=helper.FLOAT, name=f"{base}_cast"))
+        value(cast, y, helper.FLOAT)
         scales = f"{base}_scales_mul:0"
         new_nodes.append(helper.make_node("Mul", [a_s, ws], [scales], name=f"{base}_scales_mul"))
-        scalar(scales, TensorProto.FLOAT)
+        scalar(scales, helper.FLOAT)
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else ""
         scaled = f"{y}quant_scaled_output" if bias else y
         new_nodes.append(helper.make_node("Mul", [cast, scales], [scaled], name=f"{base}_output_scale_mul"))
         if bias:
-            value(scaled, y, TensorProto.FLOAT)
+            value(scaled, y, helper.FLOAT)
             if node.op_type == "Conv":
                 rank = len(inits[w].dims)
-                shape = helper.make_tensor(f"{y}_bias_reshape_shape", TensorProto.INT64, [rank],
+                shape = helper.make_tensor(f"{y}_bias_reshape_shape", helper.INT64, [rank],
                                            [1, -1] + [1] * (rank - 2))
                 g.initializer.append(shape)
                 reshaped = f"{y}_bias_reshape_output"
                 new_nodes.append(helper.make_node("Reshape", [bias, shape.name], [reshaped]))
-                value(reshaped, bias, TensorProto.FLOAT)
+                value(reshaped, bias, helper.FLOAT)
                 bias = reshaped
             new_nodes.append(helper.make_node("Add", [scaled, bias], [y], name=f"{base}_bias_add"))
         readers[w] -= 1

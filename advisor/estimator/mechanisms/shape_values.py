@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advisor import onnx_lite
+
 if TYPE_CHECKING:
     import onnx
 
@@ -26,11 +28,9 @@ Array = np.ndarray[Any, Any]
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    from onnx import helper
-
     for a in node.attribute:
         if a.name == name:
-            return helper.get_attribute_value(a)
+            return onnx_lite.attribute_value(a)
     return default
 
 
@@ -56,9 +56,7 @@ def _div(a: Array, b: Array) -> Array:
 
 
 def _cast(node: onnx.NodeProto, x: Array) -> Array:
-    from onnx import helper
-
-    return x.astype(helper.tensor_dtype_to_np_dtype(_attr(node, "to")))
+    return x.astype(onnx_lite.np_dtype(_attr(node, "to")))
 
 
 def _unsqueeze(x: Array, axes: Array) -> Array:
@@ -73,10 +71,8 @@ def _squeeze(x: Array, axes: Array | None = None) -> Array:
 
 
 def _const_of_shape(node: onnx.NodeProto, shape: Array) -> Array:
-    from onnx import numpy_helper
-
     value = _attr(node, "value")
-    fill = numpy_helper.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
+    fill = onnx_lite.to_array(value).reshape(-1)[0] if value is not None else np.float32(0)
     return np.full(tuple(int(d) for d in shape), fill, dtype=np.asarray(fill).dtype)
 
 
@@ -141,12 +137,13 @@ def constant_values(graph: onnx.GraphProto) -> dict[str, Array]:
     ``Shape``/``Size`` of tensors whose shape inference already made concrete. A node is evaluated
     when all its inputs are known and its op is one numpy can follow here; failures are skipped.
     """
-    from onnx import numpy_helper
-
     known: dict[str, Array] = {}
     for t in graph.initializer:
         if t.data_location != 1 and (t.raw_data or t.int64_data or t.int32_data or t.float_data):
-            arr = _small(numpy_helper.to_array(t))
+            try:
+                arr = _small(onnx_lite.to_array(t))
+            except ValueError:  # bfloat16 and other types numpy lacks: not a shape value
+                continue
             if arr is not None:
                 known[t.name] = arr
     dims = {vi.name: d for vi in (*graph.input, *graph.value_info, *graph.output) if (d := _dims(vi)) is not None}
@@ -160,7 +157,7 @@ def constant_values(graph: onnx.GraphProto) -> dict[str, Array]:
                 value = _attr(node, "value")
                 if value is not None and (value.raw_data or value.int64_data or value.float_data or value.int32_data
                                           or not value.dims):
-                    arr = _small(numpy_helper.to_array(value))
+                    arr = _small(onnx_lite.to_array(value))
                     if arr is not None:
                         known[name] = arr
                 continue

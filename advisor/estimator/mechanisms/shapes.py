@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from advisor import onnx_lite
 from advisor.errors import WorkloadError
 from advisor.estimator.file_cache import FileCache, file_key
 from advisor.estimator.types import Workload
@@ -193,10 +194,7 @@ def infer_shapes(skeleton: onnx.ModelProto, shapes: dict[str, Shape],
 
 
 def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.ModelProto, str | None]:
-    import onnx
-
-    model = onnx.ModelProto()
-    model.CopyFrom(skeleton)
+    model = onnx_lite.copy_model(skeleton)
     for value in model.graph.input:
         if value.name not in shapes:
             continue
@@ -214,8 +212,7 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
         if not _static(value):
             value.type.tensor_type.ClearField("shape")
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                                     data_prop=True)
+        inferred = onnx_lite.infer_shapes(model)
         # Exporters compute reshape targets, ranges and slice ends from ``Shape`` at run time
         # (torch.onnx: ``x.view(b, t, h, d // h)``, ``arange(t)``, ``mask[:t, :t]``). onnx's data
         # propagation stops at Div, Where, Range, Sqrt...: evaluate those small integer
@@ -225,8 +222,7 @@ def _infer(skeleton: onnx.ModelProto, shapes: dict[str, Shape]) -> tuple[onnx.Mo
             folded = fold_shape_values(inferred)
             if folded is None:
                 break
-            inferred = onnx.shape_inference.infer_shapes(folded, check_type=False, strict_mode=False,
-                                                         data_prop=True)
+            inferred = onnx_lite.infer_shapes(folded)
         inferred = settle_loop_states(inferred)
         # ai.onnx.ml ops onnx has no shape function for (Scaler, tree ensembles...)
         from advisor.estimator.mechanisms.ort_ml import complete_shapes
@@ -247,22 +243,18 @@ _FOLD_ROUNDS = 16
 def fold_shape_values(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """A copy of ``model`` whose small shape computations are replaced by ``Constant`` nodes, or
     None when nothing new could be evaluated (see :mod:`advisor.estimator.mechanisms.shape_values`)."""
-    import onnx
-    from onnx import numpy_helper
-
     from advisor.estimator.mechanisms.shape_values import constant_values
 
     values = constant_values(model.graph)
     if not values:
         return None
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out = onnx_lite.copy_model(model)
     nodes: list[onnx.NodeProto] = []
     replaced = 0
     for node in out.graph.node:
         if node.op_type != "Constant" and node.output and all(o in values for o in node.output if o):
             replaced += 1
-            nodes.extend(onnx.helper.make_node("Constant", [], [o], value=numpy_helper.from_array(values[o], o))
+            nodes.extend(onnx_lite.make_node("Constant", [], [o], value=onnx_lite.from_array(values[o], o))
                          for o in node.output if o)
         else:
             nodes.append(node)
@@ -327,8 +319,6 @@ def _outer_dims(graph: onnx.GraphProto) -> dict[str, list[int]]:
 
 def _trip_count(graph: onnx.GraphProto, name: str) -> int | None:
     """The constant max trip count ``M`` of a Loop (an initializer or ``Constant`` with data), else None."""
-    from onnx import numpy_helper
-
     if not name:
         return None
     tensors = [t for t in graph.initializer if t.name == name]
@@ -337,7 +327,10 @@ def _trip_count(graph: onnx.GraphProto, name: str) -> int | None:
     for t in tensors:
         if t.data_location == 1 or not (t.raw_data or t.int64_data or t.int32_data):
             continue
-        values = numpy_helper.to_array(t).reshape(-1)
+        try:
+            values = onnx_lite.to_array(t).reshape(-1)
+        except ValueError:
+            continue
         if values.size == 1:
             return int(values[0])
     return None
@@ -346,10 +339,7 @@ def _trip_count(graph: onnx.GraphProto, name: str) -> int | None:
 def _seed(model: onnx.ModelProto, rejected: set[tuple[int, int]]) -> tuple[onnx.ModelProto, set[tuple[int, int]]]:
     """A copy whose Loop bodies' loop-carried inputs take their initial values' concrete shapes
     (except the ``(loop index, state index)`` pairs in ``rejected``), and the pairs seeded."""
-    import onnx
-
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out = onnx_lite.copy_model(model)
     seeded: set[tuple[int, int]] = set()
     for k, (graph, node) in enumerate(_loops(out.graph)):
         body = _body(node)
@@ -385,15 +375,12 @@ def settle_loop_states(model: onnx.ModelProto) -> onnx.ModelProto:
     controlflow/loop.cc) get ``[M, *per-iteration shape]`` when the trip count ``M`` is a constant:
     the most iterations the loop can run.
     """
-    import onnx
-
     rejected: set[tuple[int, int]] = set()
     for _ in range(_LOOP_ROUNDS):
         seeded_model, seeded = _seed(model, rejected)
         if not seeded:
             return _loop_outputs(model)
-        inferred = onnx.shape_inference.infer_shapes(seeded_model, check_type=False, strict_mode=False,
-                                                     data_prop=True)
+        inferred = onnx_lite.infer_shapes(seeded_model)
         unstable: set[tuple[int, int]] = set()
         for k, (_, node) in enumerate(_loops(inferred.graph)):
             body = _body(node)
@@ -410,8 +397,6 @@ def settle_loop_states(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _loop_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """Write the shapes of Loop outputs that follow from a settled body, and infer once more."""
-    import onnx
-
     added = 0
     for graph, node in _loops(model.graph):
         body = _body(node)
@@ -440,7 +425,7 @@ def _loop_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
             added += 1
     if not added:
         return model
-    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    return onnx_lite.infer_shapes(model)
 
 
 def _static(value: onnx.ValueInfoProto) -> bool:

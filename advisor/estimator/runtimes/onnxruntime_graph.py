@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from advisor import onnx_lite
 from advisor.dtypes import nbytes, onnx_dtype
 from advisor.errors import AdvisorError
 from advisor.estimator.mechanisms.liveness import Liveness, Step, activation_peak, outer_reads
@@ -404,10 +405,8 @@ class _Walker:
         Softmax over a non-last axis...): :func:`advisor.estimator.mechanisms.ort_kernels.cpu_kernel_scratch_bytes`."""
         if self.kernels is None or node.op_type not in KERNEL_SCRATCH_OPS:
             return 0
-        from onnx import AttributeProto, helper
-
-        attrs: dict[str, object] = {a.name: helper.get_attribute_value(a) for a in node.attribute
-                                    if a.type in (AttributeProto.INT, AttributeProto.INTS)}
+        attrs: dict[str, object] = {a.name: onnx_lite.attribute_value(a) for a in node.attribute
+                                    if a.type in (onnx_lite.ATTR_INT, onnx_lite.ATTR_INTS)}
         attrs["opset"] = self.opset
         ins = [self.shape.get(n) for n in node.input]
         outs = [self.shape.get(n) for n in node.output]

@@ -1,0 +1,281 @@
+"""The two parts of the onnx package the estimator uses — its protobuf classes and its C++ shape
+inference — loaded without running ``onnx/__init__.py``.
+
+``import onnx`` costs about a second on a small machine, nearly all of it ``import ml_dtypes``
+(``onnx/__init__`` → ``onnx.helper`` → ``onnx._mapping``), whose extension init holds the GIL: on a
+worker thread it still freezes the window (issue 15, measured by ``bench/speed.py``). Estimating a
+model needs none of that. This module loads ``onnx.onnx_cpp2py_export`` (the compiled extension:
+shape inference) and ``onnx.onnx_ml_pb2`` (the generated message classes) from the installed
+package's folder, under their own names in ``sys.modules``, in ~35 ms. A later ``import onnx``
+(the Apply action, a person's own code) then finds those modules already loaded and uses the very
+same classes; a one-shot import hook binds them as attributes of the package before its
+``__init__`` runs, as a normal submodule import would have. Where any of that fails (another
+layout of the package), it falls back to ``import onnx``.
+
+The helpers below do what the estimator used ``onnx.helper`` and ``onnx.numpy_helper`` for, on
+the numeric types shape computations use; other element types raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+
+_CPP = "onnx.onnx_cpp2py_export"
+_PB = "onnx.onnx_ml_pb2"
+_lock = threading.Lock()
+_loaded: tuple[ModuleType, ModuleType] | None = None
+
+# TensorProto.DataType and AttributeProto.AttributeType codes (onnx/onnx.proto).
+FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, UINT32, UINT64 = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
+ATTR_FLOAT, ATTR_INT, ATTR_STRING, ATTR_TENSOR, ATTR_GRAPH = 1, 2, 3, 4, 5
+ATTR_FLOATS, ATTR_INTS, ATTR_STRINGS, ATTR_TENSORS, ATTR_GRAPHS = 6, 7, 8, 9, 10
+_NP = {FLOAT: np.float32, UINT8: np.uint8, INT8: np.int8, UINT16: np.uint16, INT16: np.int16,
+       INT32: np.int32, INT64: np.int64, BOOL: np.bool_, FLOAT16: np.float16, DOUBLE: np.float64,
+       UINT32: np.uint32, UINT64: np.uint64}
+_CODE = {np.dtype(v): k for k, v in _NP.items()}
+# Which typed field holds each type's values when raw_data is not used (onnx.proto TensorProto).
+_FIELD = {FLOAT: "float_data", DOUBLE: "double_data", INT64: "int64_data", UINT32: "uint64_data",
+          UINT64: "uint64_data"}
+
+
+class _BindOnImport(importlib.abc.MetaPathFinder):
+    """Makes a later ``import onnx`` see the modules loaded here as its attributes."""
+
+    def __init__(self, modules: dict[str, ModuleType]) -> None:
+        self.modules = modules
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "onnx":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("onnx")
+        if spec is None or spec.loader is None:
+            return spec
+        loader, modules = spec.loader, self.modules
+        original = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            for attr, mod in modules.items():
+                setattr(module, attr, mod)
+            original(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _load_lite() -> tuple[ModuleType, ModuleType]:
+    spec = importlib.util.find_spec("onnx")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("onnx is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ext = sorted(p for p in folder.glob("onnx_cpp2py_export*") if p.suffix in (".so", ".pyd"))
+    source = folder / "onnx_ml_pb2.py"
+    if not ext or not source.is_file():
+        raise ImportError(f"unexpected onnx layout in {folder}")
+    loaders = {_CPP: importlib.machinery.ExtensionFileLoader(_CPP, str(ext[0])),
+               _PB: importlib.machinery.SourceFileLoader(_PB, str(source))}
+    out: dict[str, ModuleType] = {}
+    for name, loader in loaders.items():
+        module = sys.modules.get(name)
+        if module is None:
+            module_spec = importlib.util.spec_from_loader(name, loader)
+            assert module_spec is not None
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            try:
+                loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        out[name] = module
+    sys.meta_path.insert(0, _BindOnImport({n.rsplit(".", 1)[1]: m for n, m in out.items()}))
+    return out[_CPP], out[_PB]
+
+
+def _modules() -> tuple[ModuleType, ModuleType]:
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            full = sys.modules.get("onnx")
+            if full is not None and hasattr(full, "ModelProto"):  # onnx itself is already imported
+                _loaded = (sys.modules[_CPP], sys.modules[_PB])
+            else:
+                try:
+                    _loaded = _load_lite()
+                except (ImportError, OSError, AttributeError):
+                    importlib.import_module("onnx")  # another layout: pay for the whole package
+                    _loaded = (sys.modules[_CPP], sys.modules[_PB])
+        return _loaded
+
+
+def pb() -> Any:
+    """The generated protobuf module (``onnx.onnx_ml_pb2``): ``pb().ModelProto()`` and so on."""
+    return _modules()[1]
+
+
+def parse_model(data: bytes) -> onnx.ModelProto:
+    model: onnx.ModelProto = pb().ModelProto()
+    model.ParseFromString(data)
+    return model
+
+
+def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    out: onnx.ModelProto = pb().ModelProto()
+    out.CopyFrom(model)
+    return out
+
+
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+    data_prop=True)``: the same C++ call, through the bytes interface the Python wrapper uses.
+
+    Raises:
+        Exception: onnx's InferenceError/ValidationError (from the extension) on a bad graph.
+    """
+    data = _modules()[0].shape_inference.infer_shapes(model.SerializeToString(), False, False, True)
+    return parse_model(data)
+
+
+def np_dtype(code: int) -> np.dtype[Any]:
+    """The numpy dtype of an ONNX element type; ``ValueError`` for types numpy lacks (bfloat16...)."""
+    try:
+        return np.dtype(_NP[code])
+    except KeyError:
+        raise ValueError(f"ONNX element type {code} has no numpy dtype here") from None
+
+
+def to_array(t: onnx.TensorProto) -> np.ndarray[Any, Any]:
+    """A small embedded tensor's values (raw_data or its typed field), as ``numpy_helper.to_array``.
+
+    Raises:
+        ValueError: external data, segments, or an element type without a numpy dtype.
+    """
+    if t.data_location == 1 or t.HasField("segment"):
+        raise ValueError(f"tensor {t.name!r}: data not embedded")
+    dtype = np_dtype(t.data_type)
+    dims = tuple(int(d) for d in t.dims)
+    if t.HasField("raw_data"):
+        return np.frombuffer(t.raw_data, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(dims)
+    values: Iterable[Any] = getattr(t, _FIELD.get(t.data_type, "int32_data"))
+    if t.data_type == FLOAT16:  # stored as their bit patterns in int32_data
+        return np.array(list(values), dtype=np.uint16).view(np.float16).reshape(dims)
+    return np.array(list(values), dtype=dtype).reshape(dims)
+
+
+def from_array(arr: np.ndarray[Any, Any], name: str) -> onnx.TensorProto:
+    """A TensorProto holding ``arr`` as raw little-endian data, as ``numpy_helper.from_array``."""
+    arr = np.asarray(arr)
+    try:
+        code = _CODE[arr.dtype]
+    except KeyError:
+        raise ValueError(f"numpy dtype {arr.dtype} has no ONNX element type here") from None
+    t: onnx.TensorProto = pb().TensorProto()
+    t.name = name
+    t.data_type = code
+    t.dims.extend(int(d) for d in arr.shape)
+    t.raw_data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes()
+    return t
+
+
+def make_tensor(name: str, code: int, dims: Sequence[int], values: Sequence[int]) -> onnx.TensorProto:
+    """An int64/int32 tensor with its values in the typed field (``helper.make_tensor``)."""
+    return from_array(np.asarray(values, dtype=np_dtype(code)).reshape(tuple(dims)), name)
+
+
+def attribute_value(a: onnx.AttributeProto) -> Any:
+    """The value of an attribute, by its declared type (``helper.get_attribute_value``)."""
+    kind = a.type
+    if kind == ATTR_FLOAT:
+        return a.f
+    if kind == ATTR_INT:
+        return a.i
+    if kind == ATTR_STRING:
+        return a.s
+    if kind == ATTR_TENSOR:
+        return a.t
+    if kind == ATTR_GRAPH:
+        return a.g
+    if kind in (ATTR_FLOATS, ATTR_INTS, ATTR_STRINGS, ATTR_TENSORS, ATTR_GRAPHS):
+        return list({ATTR_FLOATS: a.floats, ATTR_INTS: a.ints, ATTR_STRINGS: a.strings,
+                     ATTR_TENSORS: a.tensors, ATTR_GRAPHS: a.graphs}[kind])
+    return None
+
+
+def _attribute(name: str, value: Any) -> onnx.AttributeProto:
+    a: Any = pb().AttributeProto()  # its .type is an enum wrapper in the stubs; the codes above are its values
+    a.name = name
+    msgs = pb()
+    if isinstance(value, bool | int | np.integer):
+        a.type, a.i = ATTR_INT, int(value)
+    elif isinstance(value, float | np.floating):
+        a.type, a.f = ATTR_FLOAT, float(value)
+    elif isinstance(value, str | bytes):
+        a.type, a.s = ATTR_STRING, value.encode() if isinstance(value, str) else value
+    elif isinstance(value, msgs.TensorProto):
+        a.type = ATTR_TENSOR
+        a.t.CopyFrom(value)
+    elif isinstance(value, msgs.GraphProto):
+        a.type = ATTR_GRAPH
+        a.g.CopyFrom(value)
+    else:
+        items = list(value)
+        if all(isinstance(v, int | np.integer) for v in items):
+            a.type = ATTR_INTS
+            a.ints.extend(int(v) for v in items)
+        elif all(isinstance(v, int | float | np.number) for v in items):
+            a.type = ATTR_FLOATS
+            a.floats.extend(float(v) for v in items)
+        elif all(isinstance(v, str | bytes) for v in items):
+            a.type = ATTR_STRINGS
+            a.strings.extend(v.encode() if isinstance(v, str) else v for v in items)
+        else:
+            raise ValueError(f"attribute {name!r}: cannot encode {type(value).__name__}")
+    out: onnx.AttributeProto = a
+    return out
+
+
+def make_node(op_type: str, inputs: Sequence[str], outputs: Sequence[str], name: str | None = None,
+              **attrs: Any) -> onnx.NodeProto:
+    """A NodeProto (``helper.make_node``); attributes in sorted order, None values left out."""
+    node: onnx.NodeProto = pb().NodeProto()
+    node.op_type = op_type
+    node.input.extend(inputs)
+    node.output.extend(outputs)
+    if name:
+        node.name = name
+    node.attribute.extend(_attribute(k, v) for k, v in sorted(attrs.items()) if v is not None)
+    return node
+
+
+def make_tensor_value_info(name: str, code: int, shape: Sequence[int | str | None] | None) -> onnx.ValueInfoProto:
+    """A ValueInfoProto of a tensor (``helper.make_tensor_value_info``): an empty ``shape`` is a
+    scalar, None an unknown rank."""
+    vi: onnx.ValueInfoProto = pb().ValueInfoProto()
+    vi.name = name
+    tt = vi.type.tensor_type
+    tt.elem_type = code
+    if shape is not None:
+        tt.shape.SetInParent()
+        for d in shape:
+            dim = tt.shape.dim.add()
+            if isinstance(d, int):
+                dim.dim_value = d
+            elif isinstance(d, str):
+                dim.dim_param = d
+    return vi
