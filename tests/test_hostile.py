@@ -56,6 +56,15 @@ def test_depth_check_counts_brackets_not_strings() -> None:
     assert not json_depth_exceeds(b"[" * 64 + b"]" * 64)
 
 
+def test_depth_check_agrees_below_and_above_the_size_it_hands_to_numpy() -> None:
+    from advisor.readers.limits import _LOOP_BRACKETS
+
+    for pairs in (_LOOP_BRACKETS // 4, _LOOP_BRACKETS):  # a loop under the bound, numpy over it
+        flat = b"[" + b"[1]," * pairs + b"[]]"
+        assert not json_depth_exceeds(flat)
+        assert json_depth_exceeds(flat[:-1] + b"[" * 64 + b"]" * 65)
+
+
 @pytest.mark.parametrize("value", ["Infinity", "NaN", "1000000000000", str(2**63), "1e308"])
 def test_absurd_config_values(tmp_path: Path, value: str) -> None:
     _st_file(tmp_path / "model.safetensors", b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}    ')

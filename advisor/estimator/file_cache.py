@@ -42,3 +42,21 @@ class FileCache(Generic[V]):
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return value
+
+
+class ModelCache(Generic[V]):
+    """Facts about one model object (a profile, its tensors), computed once per object and argument.
+
+    A plan prices one profile dozens of times (each option, each search step, each catalog
+    instance) and each pricing used to walk all its tensors again (723 for a 70B folder): the
+    per-tensor answers — loaded bytes, ggml types, roles — depend only on the profile and a
+    weight type, so they are kept here. Keys are the object's identity: profiles are frozen but
+    hold dicts (not hashable), and equal-looking profiles from two reads are different models.
+    The entry holds the object, so its id cannot be reused while the entry lives.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: FileCache[tuple[object, V]] = FileCache(size)
+
+    def get_or_make(self, owner: object, key: Hashable, make: Callable[[], V]) -> V:
+        return self._items.get_or_make((id(owner), key), lambda: (owner, make()))[1]

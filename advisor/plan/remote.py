@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from advisor.errors import AdvisorError
 from advisor.estimator import default_runtime
 from advisor.estimator.fit import gpu_margin
+from advisor.estimator.mechanisms.cuda_context import CUDA_CONTEXT_TORCH_BYTES
+from advisor.estimator.runtimes import reprice_weights
+from advisor.estimator.types import Workload
 from advisor.hardware.profile import HardwareProfile
 from advisor.plan import commands
 from advisor.plan.options import PlanContext
@@ -220,10 +224,34 @@ def _cheapest(ctx: PlanContext, instances: list[HardwareProfile], weight_dtype: 
                 continue
             wl = replace(a.workload, tensor_parallel=n, gpu_layers=None,
                          weight_dtype=weight_dtype or a.workload.weight_dtype)
+            if _weights_cannot_fit(ctx, wl, runtime, inst):
+                continue
             t = ctx.ev.trial(a.model, wl, runtime, inst)
             if t is not None and t.fits:
                 return t
     return None
+
+
+def _weights_cannot_fit(ctx: PlanContext, wl: Workload, runtime: str, inst: HardwareProfile) -> bool:
+    """Whether the weights alone rule ``inst`` out, without an estimate (per-GPU arithmetic).
+
+    On ``pytorch-cuda`` every weight sits on a GPU: split ``tensor_parallel`` ways (Megatron-style;
+    replicated norms only add), or over all the GPUs by ``device_map='auto'`` — the fullest GPU
+    then holds at least the average. That share plus the CUDA context is a lower bound of what
+    the fullest GPU needs; above the largest GPU's memory, no estimate can fit. The cheapest
+    instance that passes is still estimated in full, so the answer is the search's without it.
+    """
+    if runtime != "pytorch-cuda":
+        return False
+    gpus = [g for g in inst.gpus if g.vendor == "nvidia" and not g.unified_memory and g.memory_total_bytes]
+    if not gpus:
+        return False
+    try:
+        weights, _ = reprice_weights(ctx.model, wl.weight_dtype, runtime)
+    except AdvisorError:
+        return False  # the estimate says why
+    ways = wl.tensor_parallel if wl.tensor_parallel > 1 else len(gpus)
+    return weights // ways + CUDA_CONTEXT_TORCH_BYTES > max(int(g.memory_total_bytes or 0) for g in gpus)
 
 
 def _cloud_option(ctx: PlanContext, t: Trial) -> PlanOption:

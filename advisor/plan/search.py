@@ -57,6 +57,7 @@ class Evaluator:
 
     notes: list[str] = field(default_factory=list)
     _cache: dict[tuple[Any, ...], Trial | None] = field(default_factory=dict)
+    _estimates: dict[tuple[Any, ...], Estimate | AdvisorError] = field(default_factory=dict)
 
     def trial(
         self,
@@ -72,7 +73,7 @@ class Evaluator:
         if key in self._cache:
             return self._cache[key]
         try:
-            est = estimate(profile, workload, runtime, hardware)
+            est = self._estimate(profile, workload, runtime, hardware)
             result: Trial | None = Trial(profile, workload, runtime, hardware, est, fit(est, hardware),
                                          extra_host_bytes)
         except AdvisorError as exc:
@@ -82,6 +83,25 @@ class Evaluator:
             result = None
         self._cache[key] = result
         return result
+
+    def _estimate(self, profile: ModelProfile, workload: Workload, runtime: str,
+                  hardware: HardwareProfile) -> Estimate:
+        """The estimate, computed once for all targets when it does not read the target (a cloud
+        search holds one PyTorch estimate against every instance type: only the fit differs)."""
+        from advisor.estimator.runtimes import reads_hardware
+
+        where = id(hardware) if reads_hardware(runtime, profile, workload, hardware) else None
+        key = (id(profile), repr(workload), runtime, where)
+        known = self._estimates.get(key)
+        if known is None:
+            try:
+                known = estimate(profile, workload, runtime, hardware)
+            except AdvisorError as exc:
+                known = exc
+            self._estimates[key] = known
+        if isinstance(known, AdvisorError):
+            raise known
+        return known
 
     def largest(
         self,

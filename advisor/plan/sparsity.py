@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from advisor.cancel import CancelToken, ProgressFn
 from advisor.dtypes import GGML_QUANT_TYPES, nbytes
 from advisor.errors import ModelFormatError
@@ -21,18 +19,18 @@ from advisor.plan.quantize import with_tensors
 from advisor.readers.profile import ModelProfile, TensorInfo
 
 MIB = 1024**2
-# Element types the scan understands, as (numpy dtype of the same width, mask of the bits that are
+# Element types the scan understands, as (the numpy unsigned type of the same width, mask of the bits that are
 # not the sign). An element is zero when (bits & mask) == 0: +0.0 and -0.0 both count as zero.
-_SCANNABLE: dict[str, tuple[type[np.unsignedinteger], int]] = {
-    "float64": (np.uint64, 0x7FFF_FFFF_FFFF_FFFF),
-    "float32": (np.uint32, 0x7FFF_FFFF),
-    "float16": (np.uint16, 0x7FFF),
-    "bfloat16": (np.uint16, 0x7FFF),
-    "int8": (np.uint8, 0xFF),
-    "uint8": (np.uint8, 0xFF),
-    "int16": (np.uint16, 0xFFFF),
-    "int32": (np.uint32, 0xFFFF_FFFF),
-    "int64": (np.uint64, 0xFFFF_FFFF_FFFF_FFFF),
+_SCANNABLE: dict[str, tuple[str, int]] = {
+    "float64": ("uint64", 0x7FFF_FFFF_FFFF_FFFF),
+    "float32": ("uint32", 0x7FFF_FFFF),
+    "float16": ("uint16", 0x7FFF),
+    "bfloat16": ("uint16", 0x7FFF),
+    "int8": ("uint8", 0xFF),
+    "uint8": ("uint8", 0xFF),
+    "int16": ("uint16", 0xFFFF),
+    "int32": ("uint32", 0xFFFF_FFFF),
+    "int64": ("uint64", 0xFFFF_FFFF_FFFF_FFFF),
 }
 
 
@@ -155,7 +153,10 @@ def _skip_reason(t: TensorInfo) -> str | None:
 
 def _zero_counts(t: TensorInfo, chunk_bytes: int, cancel: CancelToken | None) -> Iterator[tuple[int, int]]:
     """Yield (zeros, bytes read) for each chunk of ``t``; only one chunk is in memory at a time."""
-    np_type, mask = _SCANNABLE[t.dtype]
+    import numpy as np  # only a scan needs it: the plan imports this module for its types
+
+    type_name, mask = _SCANNABLE[t.dtype]
+    np_type = getattr(np, type_name)
     item = np.dtype(np_type).itemsize
     step = max(item, chunk_bytes - chunk_bytes % item)
     path = Path(t.file)

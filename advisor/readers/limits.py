@@ -41,23 +41,36 @@ ARCH_LIMITS: dict[str, int] = {
     "rank": 1_000_000,
 }
 
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_OPENERS = frozenset(b"[{")
+_LOOP_BRACKETS = 200_000  # ~20 ms of loop; a million-tensor header has a few million
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: one step per run, not per byte
 
 
 def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether the JSON text ``raw`` nests arrays/objects deeper than ``limit``, without recursing.
 
-    Strings are cut out (brackets inside them do not count), then the running count of openers
-    minus closers is taken over the whole text at once (numpy, imported only for texts with more
-    brackets than ``limit``): linear time whatever the shape of the nesting.
+    Strings are cut out (brackets inside them do not count) and everything but brackets dropped;
+    then the running count of openers minus closers is taken, in a loop for the few thousand
+    brackets of a real header or config, over the whole text at once with numpy (imported only
+    then: it costs more than the rest of a read) past ``_LOOP_BRACKETS``: linear time whatever
+    the shape of the nesting.
     """
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
-    import numpy as np  # only here: most JSON never needs it
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= _LOOP_BRACKETS:
+        depth = 0
+        for c in brackets:
+            depth += 1 if c in _OPENERS else -1
+            if depth > limit:
+                return True
+        return False
+    import numpy as np
 
     step = np.zeros(256, dtype=np.int8)
     step[list(b"[{")], step[list(b"]}")] = 1, -1
-    codes = np.frombuffer(_JSON_STRING.sub(b"", raw), dtype=np.uint8)
+    codes = np.frombuffer(brackets, dtype=np.uint8)
     return bool(np.cumsum(step[codes], dtype=np.int64).max(initial=0) > limit)
 
 

@@ -59,6 +59,19 @@ def estimate_with(runtime: str, profile: ModelProfile, workload: Workload, hardw
     return est
 
 
+def reads_hardware(runtime: str, profile: ModelProfile, workload: Workload, hardware: HardwareProfile) -> bool:
+    """Whether :func:`estimate_with` 's answer depends on ``hardware`` at all.
+
+    PyTorch's one-device estimate (``generate()`` on one GPU or the CPU) is a function of the model
+    and the workload only: the plan prices it once and holds it against every catalog instance
+    (:class:`advisor.plan.search.Evaluator`). onnxruntime (the CPU's ISA, its cores) and llama.cpp
+    (where each layer fits) read the target, and so does ``device_map='auto'`` over several GPUs.
+    """
+    if runtime in ("pytorch-cpu", "pytorch-cuda"):
+        return bool(_auto_map_gpus(profile, workload, runtime, hardware))
+    return True
+
+
 def _with_projector(est: Estimate, profile: ModelProfile) -> Estimate:
     """A vision projector's weights on top of the language model: llama-server ``--mmproj`` (and
     LM Studio, Ollama) load it at start beside the model, on the GPU when the model is offloaded

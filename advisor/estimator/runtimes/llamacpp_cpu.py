@@ -24,9 +24,11 @@ behind it. The parts:
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from advisor.dtypes import nbytes
+from advisor.estimator.file_cache import ModelCache
 from advisor.estimator.runtimes.llamacpp_roles import tensor_role
 from advisor.estimator.types import MIB
 from advisor.hardware.profile import CpuInfo
@@ -108,7 +110,7 @@ def compute_buffer_bytes(arch: LlmArchitecture, g: ComputeShape, *, flash_attn: 
     return max(attn, ffn, logits) + hidden
 
 
-def work_buffer_bytes(arch: LlmArchitecture, g: ComputeShape, weight_dtypes: set[str], *, flash_attn: bool) -> int:
+def work_buffer_bytes(arch: LlmArchitecture, g: ComputeShape, weight_dtypes: Set[str], *, flash_attn: bool) -> int:
     """ggml-cpu's per-graph work buffer (``ggml_graph_plan``): the largest activation conversion."""
     inter = (arch.intermediate_size or 4 * arch.hidden_size) * max(1, arch.n_experts_per_token)
     widest = max(inter, arch.hidden_size, arch.n_heads * arch.head_dim)
@@ -122,7 +124,7 @@ def work_buffer_bytes(arch: LlmArchitecture, g: ComputeShape, weight_dtypes: set
     return conv
 
 
-def _mapped_span(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str], files: tuple[str, ...]) -> int:
+def _mapped_span(priced: Sequence[tuple[TensorInfo, str, int]], types: frozenset[str], files: tuple[str, ...]) -> int:
     """Bytes of the files that stay mapped after load.
 
     NOTE: llama_model_loader::load_all_data() unmaps, per file, everything before the first and
@@ -139,7 +141,7 @@ def _mapped_span(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str
     return sum(hi - lo for lo, hi in spans.values()) if files else 0
 
 
-def tied_output_copy_bytes(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str]) -> int:
+def tied_output_copy_bytes(priced: Sequence[tuple[TensorInfo, str, int]], types: frozenset[str]) -> int:
     """A tied model's output matmul weight, repacked: a second copy of token_embd.
 
     NOTE: llama-model.cpp loads a tied output as ``TENSOR_DUPLICATED`` with the OUTPUT tensor's
@@ -154,7 +156,7 @@ def tied_output_copy_bytes(priced: list[tuple[TensorInfo, str, int]], types: fro
     return 0
 
 
-def _read_every_token(priced: list[tuple[TensorInfo, str, int]], types: frozenset[str]) -> int:
+def _read_every_token(priced: Sequence[tuple[TensorInfo, str, int]], types: frozenset[str]) -> int:
     """Mapped bytes each token reads: all but repacked tensors and the embedding table (GET_ROWS
     reads a row per token) — unless the output is tied to it and not repacked (no
     ``output.weight``: llama.cpp then multiplies by the mapped token_embd every token)."""
@@ -215,10 +217,45 @@ class CpuPeak:
         return max(0, self.peak_bytes - (run + self.runtime_bytes))
 
 
+@dataclass(frozen=True)
+class _PricedSums:
+    """The sums over a priced model that :func:`cpu_peak_parts` needs (one walk per priced model
+    and set of repacked types)."""
+
+    weights: int
+    repacked: int  # repacked tensors + a tied output's repacked copy
+    largest_repacked: int
+    as_stored: bool
+    mapped_span: int
+    matrix_dtypes: frozenset[str]
+    read_every_token: int
+
+
+_sums: ModelCache[_PricedSums] = ModelCache(64)
+
+
+def _priced_sums(profile: ModelProfile, priced: Sequence[tuple[TensorInfo, str, int]],
+                 types: frozenset[str]) -> _PricedSums:
+    def walk() -> _PricedSums:
+        repacked = [b for t, dt, b in priced if is_repacked(t, dt, types)]
+        as_stored = profile.format == "gguf" and all(dt == t.dtype for t, dt, _ in priced)
+        return _PricedSums(
+            weights=sum(b for _, _, b in priced),
+            repacked=sum(repacked) + tied_output_copy_bytes(priced, types),
+            largest_repacked=max(repacked, default=0),
+            as_stored=as_stored,
+            mapped_span=_mapped_span(priced, types, profile.files) if as_stored else 0,
+            matrix_dtypes=frozenset(dt for t, dt, _ in priced if len(t.shape) >= 2),
+            read_every_token=_read_every_token(priced, types),
+        )
+
+    return _sums.get_or_make(priced, (types, profile.format, profile.files), walk)
+
+
 def cpu_peak_parts(
     profile: ModelProfile,
     arch: LlmArchitecture,
-    priced: list[tuple[TensorInfo, str, int]],
+    priced: Sequence[tuple[TensorInfo, str, int]],
     *,
     n_ctx: int,
     n_seq: int,
@@ -245,24 +282,22 @@ def cpu_peak_parts(
         repack: False = ``--no-repack`` (``llama_model_params.use_extra_bufts = false``).
     """
     types = (repacked_types(cpu) or frozenset()) if repack else frozenset()
-    weights = sum(b for _, _, b in priced)
-    repacked = sum(b for t, dt, b in priced if is_repacked(t, dt, types)) + tied_output_copy_bytes(priced, types)
-    as_stored = profile.format == "gguf" and all(dt == t.dtype for t, dt, _ in priced)
+    sums = _priced_sums(profile, priced, types)
+    weights, repacked, as_stored = sums.weights, sums.repacked, sums.as_stored
     if use_mmap:
         # NOTE: llama-mmap.cpp maps the whole file with MAP_POPULATE: header and metadata count too.
         mapped = profile.file_bytes if as_stored and profile.file_bytes >= weights else weights
-        mapped_run = _mapped_span(priced, types, profile.files) if as_stored else mapped
+        mapped_run = sums.mapped_span if as_stored else mapped
         staging = 0
     else:
         mapped = mapped_run = weights - repacked  # the CPU model buffer; repacked tensors live in CPU_REPACK
-        staging = max((b for t, dt, b in priced if is_repacked(t, dt, types)), default=0)
+        staging = sums.largest_repacked
     n_ctx_seq = n_ctx // max(1, n_seq)
     n_tok_reserve = min(n_ctx, n_ubatch)
     reserve = ComputeShape(n_tok_reserve, n_ctx_seq, min(n_tok_reserve, 512))
     run = ComputeShape(min(prompt * n_seq, n_ubatch), min(n_ctx_seq, round_up(prompt, N_KV_PAD)), n_seq)
-    dtypes = {dt for t, dt, _ in priced if len(t.shape) >= 2}
     touched = compute_buffer_bytes(arch, run, flash_attn=flash_attn)
-    work = work_buffer_bytes(arch, run, dtypes, flash_attn=flash_attn)
+    work = work_buffer_bytes(arch, run, sums.matrix_dtypes, flash_attn=flash_attn)
     return CpuPeak(
         weights_bytes=mapped,
         mapped_run_bytes=min(mapped, mapped_run),
@@ -273,6 +308,6 @@ def cpu_peak_parts(
         output_bytes=n_seq * arch.vocab_size * 4,
         runtime_bytes=RUNTIME_BYTES + RUNTIME_PER_TOKEN_BYTES * arch.vocab_size,
         staging_bytes=staging,
-        read_mapped_bytes=_read_every_token(priced, types) if use_mmap else 0,
+        read_mapped_bytes=sums.read_every_token if use_mmap else 0,
         droppable=use_mmap and not mlock,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from advisor.dtypes import DTYPES, GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
+from advisor.estimator.file_cache import ModelCache
 from advisor.estimator.mechanisms.cuda_context import CUDA_CONTEXT_BARE_BYTES
 from advisor.estimator.mechanisms.kv_cache import layer_kv_bytes, sliding_layers
 from advisor.estimator.runtimes.llamacpp_cpu import REPACKABLE, ComputeShape, compute_buffer_bytes
@@ -153,10 +154,14 @@ def _converted_type(tensor: TensorInfo) -> str:
     return "bfloat16" if tensor.dtype == "bfloat16" else "float16"
 
 
+_priced: ModelCache[tuple[tuple[tuple[TensorInfo, str, int], ...], str]] = ModelCache(64)
+
+
 def gguf_tensor_bytes(
     profile: ModelProfile, weight_dtype: str | None
-) -> tuple[list[tuple[TensorInfo, str, int]], str]:
-    """Each tensor's ggml type and bytes as llama.cpp would hold it, and a one-line description.
+) -> tuple[tuple[tuple[TensorInfo, str, int], ...], str]:
+    """Each tensor's ggml type and bytes as llama.cpp would hold it, and a one-line description
+    (computed once per profile and type: :class:`~advisor.estimator.file_cache.ModelCache`).
 
     Args:
         profile: a GGUF profile (priced as stored) or a safetensors LLM (priced as converted).
@@ -166,17 +171,23 @@ def gguf_tensor_bytes(
     Raises:
         WorkloadError: an unknown ``weight_dtype``.
     """
+    return _priced.get_or_make(profile, weight_dtype, lambda: _gguf_tensor_bytes(profile, weight_dtype))
+
+
+def _gguf_tensor_bytes(
+    profile: ModelProfile, weight_dtype: str | None
+) -> tuple[tuple[tuple[TensorInfo, str, int], ...], str]:
     arch = profile.arch
     n_layers = arch.n_layers if arch else 1 + max((t.layer or 0 for t in profile.tensors), default=0)
     has_output = any(tensor_role(t) == "output" for t in profile.tensors)
     if weight_dtype is None:
         if profile.format == "gguf":
-            return [(t, t.dtype, t.nbytes) for t in profile.tensors], "weights as stored in the GGUF file"
+            return tuple((t, t.dtype, t.nbytes) for t in profile.tensors), "weights as stored in the GGUF file"
         out = []
         for t in profile.tensors:
             dt = _converted_type(t)
             out.append((t, dt, nbytes(dt, t.n_elements)))
-        return out, "as convert_hf_to_gguf.py writes it: matrices 16-bit, norms/biases f32"
+        return tuple(out), "as convert_hf_to_gguf.py writes it: matrices 16-bit, norms/biases f32"
     base, variant = parse_ftype(weight_dtype)
     try:
         canonical(base)
@@ -194,7 +205,7 @@ def gguf_tensor_bytes(
     label = base.upper() + (f"_{variant.upper()}" if variant else "")
     kept = sorted({dt for _, dt, _ in out} - {base, "float32"})
     extra = f"; mix also uses {', '.join(kept)} (llama-quantize keeps output/attn_v/ffn_down higher)" if kept else ""
-    return out, f"{changed} tensors re-priced as llama-quantize {label}; 1-D tensors stay f32{extra}"
+    return tuple(out), f"{changed} tensors re-priced as llama-quantize {label}; 1-D tensors stay f32{extra}"
 
 
 # --------------------------------------------------------------------------- the runtime
@@ -254,6 +265,39 @@ class LlamaCppPlan:
     notes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _LayerSums:
+    """Bytes of priced tensors by decoder layer, and of the rest (one walk per priced model)."""
+
+    layer_bytes: tuple[int, ...]
+    repackable_bytes: tuple[int, ...]  # per layer, of types CPU_REPACK takes (when the layer is on the CPU)
+    embd_bytes: int  # token_embd outside the layers
+    other_bytes: int  # output, final norm... outside the layers
+    has_output: bool
+
+
+_sums: ModelCache[_LayerSums] = ModelCache(64)
+
+
+def _layer_sums(priced: tuple[tuple[TensorInfo, str, int], ...], n_layers: int) -> _LayerSums:
+    def walk() -> _LayerSums:
+        layers, repackable = [0] * n_layers, [0] * n_layers
+        embd = other = 0
+        for t, dt, b in priced:
+            if t.layer is not None and 0 <= t.layer < n_layers:
+                layers[t.layer] += b
+                if dt in REPACKABLE:
+                    repackable[t.layer] += b
+            elif tensor_role(t) == "token_embd":
+                embd += b
+            else:
+                other += b
+        has_output = any(tensor_role(t) == "output" for t, _, _ in priced)
+        return _LayerSums(tuple(layers), tuple(repackable), embd, other, has_output)
+
+    return _sums.get_or_make(priced, n_layers, walk)
+
+
 def plan_llamacpp(
     profile: ModelProfile,
     arch: LlmArchitecture,
@@ -272,23 +316,13 @@ def plan_llamacpp(
     ngl = 0 if not cuda else n_layers if gpu_layers is None else min(gpu_layers, n_layers)
     full = cuda and ngl >= n_layers
     first_gpu = n_layers - ngl  # NOTE: llama-model.cpp offloads the LAST n_gpu_layers layers
-    has_output = any(tensor_role(t) == "output" for t, _, _ in priced)
-    layer_bytes = [0] * n_layers
-    other_gpu = other_cpu = repacked = 0
-    for t, dt, b in priced:
-        role = tensor_role(t)
-        if t.layer is not None and 0 <= t.layer < n_layers:
-            layer_bytes[t.layer] += b
-            if t.layer < first_gpu and dt in REPACKABLE:
-                repacked += b
-        elif role == "token_embd":
-            other_cpu += b  # NOTE: llama.cpp keeps the input embedding on the CPU (dev_input)
-            if not has_output and full:
-                other_gpu += b  # tied embeddings: output duplicates token_embd on the GPU
-        elif full:
-            other_gpu += b
-        else:
-            other_cpu += b
+    sums = _layer_sums(priced, n_layers)
+    layer_bytes = sums.layer_bytes
+    repacked = sum(sums.repackable_bytes[:first_gpu])
+    # NOTE: llama.cpp keeps the input embedding on the CPU (dev_input); a tied model's output
+    # duplicates token_embd on the GPU when everything is offloaded.
+    other_cpu = sums.embd_bytes + (0 if full else sums.other_bytes)
+    other_gpu = (sums.other_bytes + (0 if sums.has_output else sums.embd_bytes)) if full else 0
     notes: list[str] = []
     n_seq = max(1, batch)
     # NOTE: llama-context.cpp pads -c to 256, then each of the -np streams to 256 again.

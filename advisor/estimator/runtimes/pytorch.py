@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from advisor.dtypes import nbytes
 from advisor.errors import WorkloadError
+from advisor.estimator.file_cache import ModelCache
 from advisor.estimator.mechanisms.cuda_context import CUDA_CONTEXT_TORCH_BYTES
 from advisor.estimator.mechanisms.kv_cache import (
     MlaLayout,
@@ -26,7 +29,7 @@ from advisor.estimator.mechanisms.kv_cache import (
 from advisor.estimator.runtimes import pytorch_parts as to
 from advisor.estimator.runtimes.weights_only import weights_only_estimate
 from advisor.estimator.types import MIB, Estimate, Workload
-from advisor.readers.profile import LlmArchitecture, ModelProfile
+from advisor.readers.profile import LlmArchitecture, ModelProfile, TensorInfo
 from advisor.units import format_bytes
 
 # NOTE: our choice for an unspecified Hugging Face workload: a 512-token prompt and 512 new tokens.
@@ -78,6 +81,25 @@ def hf_lengths(arch: LlmArchitecture, workload: Workload) -> tuple[int, int, lis
 
 
 
+_split: ModelCache[Any] = ModelCache(256)
+
+
+def _device_split(pairs: Sequence[tuple[TensorInfo, int]], arch: LlmArchitecture | None, *, cuda: bool, ngl: int,
+                  tp: int) -> tuple[tuple[int, ...], int, int]:
+    """(bytes of each tensor on one GPU, bytes left in RAM, the largest layer left in RAM): the
+    first ``ngl`` layers on the GPU (accelerate's device_map fills the GPU with the first layers)."""
+    dev_shares: list[int] = []
+    host_w = 0
+    layer_sizes: dict[int, int] = defaultdict(int)
+    for t, b in pairs:
+        if cuda and t.layer is not None and t.layer >= ngl:
+            host_w += b
+            layer_sizes[t.layer] += b
+        else:
+            dev_shares.append(to.tp_weight_share(t, b, arch, tp))
+    return tuple(dev_shares), host_w, max(layer_sizes.values(), default=0)
+
+
 def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     cuda = runtime == "pytorch-cuda"
     arch = profile.arch
@@ -90,29 +112,23 @@ def _torch(profile: ModelProfile, workload: Workload, runtime: str) -> Estimate:
     if profile.tensors:
         pairs, wdesc, compute = to.torch_weight_bytes(profile, workload.weight_dtype)
     else:
-        pairs, wdesc, compute = [], "weights as stored", to.load_dtype(profile)
+        pairs, wdesc, compute = (), "weights as stored", to.load_dtype(profile)
     notes.append(wdesc)
     if workload.weight_dtype is None:
-        fp32 = sum(nbytes("float32", t.n_elements) if t.dtype.startswith(("float", "bfloat")) else t.nbytes
-                   for t, _ in pairs)
+        fp32 = _split.get_or_make(pairs, "fp32", lambda: sum(
+            nbytes("float32", t.n_elements) if t.dtype.startswith(("float", "bfloat")) else t.nbytes for t, _ in pairs))
         notes.append(f'assumes torch_dtype="auto" (the default since transformers 5); transformers 4.x without '
                      f"torch_dtype loads float32 weights = {format_bytes(fp32)}")
     act_bytes = nbytes(compute, 1)
     n_layers = arch.n_layers if arch else 0
     ngl = n_layers if (arch is None or workload.gpu_layers is None or not cuda) else min(workload.gpu_layers, n_layers)
-    dev_shares: list[int] = []
-    host_w = stream = 0
-    layer_sizes: dict[int, int] = defaultdict(int)
-    for t, b in pairs:
-        if cuda and t.layer is not None and t.layer >= ngl:
-            host_w += b  # NOTE: accelerate's device_map fills the GPU with the first layers
-            layer_sizes[t.layer] += b
-        else:
-            dev_shares.append(to.tp_weight_share(t, b, arch, tp))
+    dev_shares, host_w, largest_host_layer = _split.get_or_make(
+        pairs, (cuda, ngl, tp, arch), lambda: _device_split(pairs, arch, cuda=cuda, ngl=ngl, tp=tp))
+    stream = 0
     if not pairs:
-        dev_shares = [-(-profile.weight_bytes // tp)]
+        dev_shares = (-(-profile.weight_bytes // tp),)
     if host_w:
-        stream = max(layer_sizes.values())
+        stream = largest_host_layer
         notes.append(f"{n_layers - ngl} of {n_layers} layers stay in RAM ({format_bytes(host_w)}); accelerate copies "
                      f"each to the GPU when it runs (slow), so one layer ({format_bytes(stream)}) is also on the GPU")
     weights = sum(dev_shares)

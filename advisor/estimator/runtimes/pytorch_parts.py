@@ -15,11 +15,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from advisor.dtypes import GGML_QUANT_TYPES, canonical, nbytes
 from advisor.errors import UnknownDtypeError, WorkloadError
+from advisor.estimator.file_cache import ModelCache
 from advisor.estimator.mechanisms import cuda_caching_allocator as tca
 from advisor.estimator.mechanisms.cuda_caching_allocator import AllocatorPeak, DecoderShape, generate_peak
 from advisor.estimator.mechanisms.glibc_heap import MMAP_THRESHOLD_MAX_BYTES
@@ -265,10 +266,14 @@ def _quantized_linear_bytes(t: TensorInfo, kind: str) -> int:
     return math.ceil(t.n_elements / 2) + 4 * math.ceil(t.n_elements / 64)
 
 
+_loaded: ModelCache[tuple[tuple[tuple[TensorInfo, int], ...], str, str]] = ModelCache(64)
+
+
 def torch_weight_bytes(
     profile: ModelProfile, weight_dtype: str | None
-) -> tuple[list[tuple[TensorInfo, int]], str, str]:
-    """Each tensor's bytes once transformers has loaded it, a description, and the compute dtype.
+) -> tuple[tuple[tuple[TensorInfo, int], ...], str, str]:
+    """Each tensor's bytes once transformers has loaded it, a description, and the compute dtype
+    (computed once per profile and type: :class:`~advisor.estimator.file_cache.ModelCache`).
 
     Args:
         profile: a safetensors profile.
@@ -279,11 +284,17 @@ def torch_weight_bytes(
     Raises:
         WorkloadError: a type PyTorch cannot load weights as (e.g. a GGUF type).
     """
+    return _loaded.get_or_make(profile, weight_dtype, lambda: _torch_weight_bytes(profile, weight_dtype))
+
+
+def _torch_weight_bytes(
+    profile: ModelProfile, weight_dtype: str | None
+) -> tuple[tuple[tuple[TensorInfo, int], ...], str, str]:
     base = load_dtype(profile)
     key = weight_dtype.strip().lower() if weight_dtype else None
     if key is None:
         out = [(t, nbytes(base, t.n_elements) if _is_float(t.dtype) else t.nbytes) for t in profile.tensors]
-        return out, f'weights loaded with torch_dtype="auto" as {base}', base
+        return tuple(out), f'weights loaded with torch_dtype="auto" as {base}', base
     if key in _QUANT_LINEAR:
         rest = "float16" if base == "float32" else base
         out, touched = [], 0
@@ -293,7 +304,8 @@ def torch_weight_bytes(
                 out.append((t, _quantized_linear_bytes(t, key)))
             else:
                 out.append((t, nbytes(rest, t.n_elements) if _is_float(t.dtype) else t.nbytes))
-        return out, f"{touched} Linear weights as {_QUANT_LINEAR[key]}; embeddings, norms, lm_head stay {rest}", rest
+        desc = f"{touched} Linear weights as {_QUANT_LINEAR[key]}; embeddings, norms, lm_head stay {rest}"
+        return tuple(out), desc, rest
     try:
         target = canonical(key)
     except UnknownDtypeError:
@@ -304,7 +316,7 @@ def torch_weight_bytes(
             f"(GGUF types run on llama.cpp)"
         )
     out = [(t, nbytes(target, t.n_elements) if _is_float(t.dtype) else t.nbytes) for t in profile.tensors]
-    return out, f"every float tensor cast to {target}", target
+    return tuple(out), f"every float tensor cast to {target}", target
 
 
 def tp_weight_share(t: TensorInfo, nbytes_: int, arch: LlmArchitecture | None, tp: int) -> int:
@@ -362,7 +374,7 @@ class CpuWeights:
     largest_source_bytes: int = 0
 
 
-def cpu_weights(pairs: list[tuple[TensorInfo, int]], arch: LlmArchitecture | None, tokens: int) -> CpuWeights:
+def cpu_weights(pairs: Sequence[tuple[TensorInfo, int]], arch: LlmArchitecture | None, tokens: int) -> CpuWeights:
     """Resident weight bytes of a safetensors model loaded by transformers ≥ 5 on CPU.
 
     transformers 5 memory-maps every shard (``safe_open``) and closes them only when loading ends.
