@@ -156,13 +156,15 @@ def checked_count(value: Any, key: str, limit: int) -> int | None:
 
 def product_fits_int64(dims: tuple[int, ...] | list[int]) -> bool:
     """Whether every dim is non-negative and their product fits int64 (stops at the first overflow)."""
+    if any(d < 0 or d > INT64_MAX for d in dims):
+        return False  # every dim is checked, also those after an overflow a zero dim would cancel
+    if 0 in dims:
+        return True  # the product is 0
     n = 1
     for d in dims:
-        if d < 0 or d > INT64_MAX:
-            return False
         n *= d
         if n > INT64_MAX:
-            return any(x == 0 for x in dims)  # a zero dim makes the product 0
+            return False
     return True
 
 

@@ -40,33 +40,39 @@ class _Skeleton:
         self.model_h = {7: g, 20: self.training, 25: self.function}
         self.graph_h = {1: node, 5: tensor, 15: sparse}
         self.attr_h = {5: tensor, 6: g, 10: tensor, 11: g, 22: sparse, 23: sparse}
+        self.node_h = {5: self.attribute}
+        self.sparse_h = {1: tensor, 2: tensor}
+        self.training_h = {1: g, 2: g}
+        self.function_h = {7: node}
+        # NOTE: a message no longer than ``keep`` cannot hold a tensor whose data is longer: it
+        # is copied as is, unread (rewrite's min_len), so only the few big messages are walked.
 
     def model(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, self.model_h)
+        return rewrite(buf, start, end, self.model_h, min_len=self.keep)
 
     def graph(self, buf: Buffer, start: int, end: int) -> bytes | None:
         if self.depth >= MAX_GRAPH_DEPTH:
             raise WireError(f"subgraphs nested deeper than {MAX_GRAPH_DEPTH} levels", start)
         self.depth += 1
         try:
-            return rewrite(buf, start, end, self.graph_h)
+            return rewrite(buf, start, end, self.graph_h, min_len=self.keep)
         finally:
             self.depth -= 1
 
     def node(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {5: self.attribute})
+        return rewrite(buf, start, end, self.node_h, min_len=self.keep)
 
     def attribute(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, self.attr_h)
+        return rewrite(buf, start, end, self.attr_h, min_len=self.keep)
 
     def sparse(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {1: self.tensor, 2: self.tensor})
+        return rewrite(buf, start, end, self.sparse_h, min_len=self.keep)
 
     def training(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {1: self.graph, 2: self.graph})
+        return rewrite(buf, start, end, self.training_h, min_len=self.keep)
 
     def function(self, buf: Buffer, start: int, end: int) -> bytes | None:
-        return rewrite(buf, start, end, {7: self.node})
+        return rewrite(buf, start, end, self.function_h, min_len=self.keep)
 
     def tensor(self, buf: Buffer, start: int, end: int) -> bytes | None:
         """Drop a tensor's data fields when they hold more than ``keep_data_bytes``."""

@@ -225,25 +225,32 @@ def encode_len_field(number: int, payload: bytes) -> bytes:
 Rewriter = Callable[[Buffer, int, int], "bytes | None"]
 
 
-def rewrite(buf: Buffer, start: int, end: int, handlers: Mapping[int, Rewriter]) -> bytes | None:
+def rewrite(buf: Buffer, start: int, end: int, handlers: Mapping[int, Rewriter], *,
+            min_len: int = 0) -> bytes | None:
     """Re-encode the message in ``buf[start:end]``, letting ``handlers`` replace some ``LEN`` fields.
 
     ``handlers`` maps a field number to a function of ``(buf, start, end)`` of that field's payload
-    that returns the new payload, or None to keep it unchanged. Fields without a handler are copied
-    byte for byte, so unknown fields survive. Returns None when nothing changed, so callers copy
-    the original bytes instead of a rebuilt copy.
+    that returns the new payload, or None to keep it unchanged. Fields without a handler, and
+    ``LEN`` fields no longer than ``min_len`` (callers that only shrink big payloads pass their
+    threshold: a 60-byte node cannot hold a 4 KiB tensor), are kept byte for byte, so unknown
+    fields survive; unchanged runs of fields are copied at once. Returns None when nothing
+    changed, so callers copy the original bytes instead of a rebuilt copy.
     """
     parts: list[bytes] = []
-    changed = False
+    kept = start  # the unchanged run of fields that starts here is copied when it ends
     for f in iter_fields(buf, start, end):
-        handler = handlers.get(f.number) if f.wire_type == LEN else None
+        if f.wire_type != LEN or f.end - f.start <= min_len:
+            continue
+        handler = handlers.get(f.number)
         new = handler(buf, f.start, f.end) if handler is not None else None
-        if new is None:
-            parts.append(bytes(buf[f.tag_start:f.end]))
-        else:
+        if new is not None:
+            parts.append(bytes(buf[kept:f.tag_start]))
             parts.append(encode_len_field(f.number, new))
-            changed = True
-    return b"".join(parts) if changed else None
+            kept = f.end
+    if not parts:
+        return None
+    parts.append(bytes(buf[kept:end]))
+    return b"".join(parts)
 
 
 # TensorProto fields that hold element data (float_data, int32_data, string_data, int64_data,
