@@ -29,9 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
 _CPP = "onnx.onnx_cpp2py_export"
@@ -44,10 +43,9 @@ FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL, FLOAT16, DOUBLE, 
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)
 ATTR_FLOAT, ATTR_INT, ATTR_STRING, ATTR_TENSOR, ATTR_GRAPH = 1, 2, 3, 4, 5
 ATTR_FLOATS, ATTR_INTS, ATTR_STRINGS, ATTR_TENSORS, ATTR_GRAPHS = 6, 7, 8, 9, 10
-_NP = {FLOAT: np.float32, UINT8: np.uint8, INT8: np.int8, UINT16: np.uint16, INT16: np.int16,
-       INT32: np.int32, INT64: np.int64, BOOL: np.bool_, FLOAT16: np.float16, DOUBLE: np.float64,
-       UINT32: np.uint32, UINT64: np.uint64}
-_CODE = {np.dtype(v): k for k, v in _NP.items()}
+_NP = {FLOAT: "float32", UINT8: "uint8", INT8: "int8", UINT16: "uint16", INT16: "int16", INT32: "int32",
+       INT64: "int64", BOOL: "bool", FLOAT16: "float16", DOUBLE: "float64", UINT32: "uint32", UINT64: "uint64"}
+_CODE = {v: k for k, v in _NP.items()}  # numpy dtype name → element type
 # Which typed field holds each type's values when raw_data is not used (onnx.proto TensorProto).
 _FIELD = {FLOAT: "float_data", DOUBLE: "double_data", INT64: "int64_data", UINT32: "uint64_data",
           UINT64: "uint64_data"}
@@ -141,19 +139,80 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+# Models whose serialized skeleton is at least this big are inferred in a child process once
+# isolate_large_inference() was called (the window does): ~13 ms of inference per MB measured
+# on a 30k-node graph, so 4 MB is ~50 ms of GIL held at most in the window's process.
+ISOLATE_MIN_BYTES = 4 << 20
+_isolate_min: int | None = None
+
+
+def isolate_large_inference(min_bytes: int = ISOLATE_MIN_BYTES) -> None:
+    """Run shape inference of big graphs in a child process from now on.
+
+    onnx's C++ shape inference holds the GIL for its whole run (0.3 s on a 30k-node graph,
+    measured with a ticking thread: the tick stops as long), so on the window's worker thread it
+    would freeze the event loop. In a child the worker only waits on a pipe, with the GIL free.
+    A headless run needs none of that (nothing else runs while it waits) and stays in-process.
+    """
+    global _isolate_min
+    _isolate_min = min_bytes
+
+
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """``onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-    data_prop=True)``: the same C++ call, through the bytes interface the Python wrapper uses.
+    data_prop=True)``: the same C++ call, through the bytes interface the Python wrapper uses
+    (in a child process for big graphs after :func:`isolate_large_inference`).
 
     Raises:
         Exception: onnx's InferenceError/ValidationError (from the extension) on a bad graph.
     """
-    data = _modules()[0].shape_inference.infer_shapes(model.SerializeToString(), False, False, True)
-    return parse_model(data)
+    data = model.SerializeToString()
+    if _isolate_min is not None and len(data) >= _isolate_min:
+        out = _infer_in_child(data)
+        if out is not None:
+            return parse_model(out)
+    return parse_model(_modules()[0].shape_inference.infer_shapes(data, False, False, True))
+
+
+_CHILD_TIMEOUT_S = 600
+
+
+def _infer_in_child(data: bytes) -> bytes | None:
+    """The inferred model from ``python -m advisor.onnx_lite`` (bytes in, bytes out), or None when
+    no child could run (a frozen app without a Python to start): then inference runs here."""
+    import subprocess
+
+    try:
+        proc = subprocess.run([sys.executable, "-m", "advisor.onnx_lite"], input=data, capture_output=True,
+                              timeout=_CHILD_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode == 0:
+        return proc.stdout
+    message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode == _INFERENCE_FAILED and message:
+        raise RuntimeError(message[-1])  # the graph's problem, as inference in-process would say
+    return None
+
+
+_INFERENCE_FAILED = 3
+
+
+def _child_main() -> int:
+    data = sys.stdin.buffer.read()
+    try:
+        out = _modules()[0].shape_inference.infer_shapes(data, False, False, True)
+    except Exception as exc:  # onnx's InferenceError and kin: the parent re-raises the message
+        print(" ".join(f"{type(exc).__name__}: {exc}".split()), file=sys.stderr)
+        return _INFERENCE_FAILED
+    sys.stdout.buffer.write(out)
+    return 0
 
 
 def np_dtype(code: int) -> np.dtype[Any]:
     """The numpy dtype of an ONNX element type; ``ValueError`` for types numpy lacks (bfloat16...)."""
+    import numpy as np  # numpy only where arrays are made: not for shape inference (its child process)
+
     try:
         return np.dtype(_NP[code])
     except KeyError:
@@ -166,6 +225,8 @@ def to_array(t: onnx.TensorProto) -> np.ndarray[Any, Any]:
     Raises:
         ValueError: external data, segments, or an element type without a numpy dtype.
     """
+    import numpy as np
+
     if t.data_location == 1 or t.HasField("segment"):
         raise ValueError(f"tensor {t.name!r}: data not embedded")
     dtype = np_dtype(t.data_type)
@@ -180,9 +241,11 @@ def to_array(t: onnx.TensorProto) -> np.ndarray[Any, Any]:
 
 def from_array(arr: np.ndarray[Any, Any], name: str) -> onnx.TensorProto:
     """A TensorProto holding ``arr`` as raw little-endian data, as ``numpy_helper.from_array``."""
+    import numpy as np
+
     arr = np.asarray(arr)
     try:
-        code = _CODE[arr.dtype]
+        code = _CODE[arr.dtype.name]
     except KeyError:
         raise ValueError(f"numpy dtype {arr.dtype} has no ONNX element type here") from None
     t: onnx.TensorProto = pb().TensorProto()
@@ -195,6 +258,8 @@ def from_array(arr: np.ndarray[Any, Any], name: str) -> onnx.TensorProto:
 
 def make_tensor(name: str, code: int, dims: Sequence[int], values: Sequence[int]) -> onnx.TensorProto:
     """An int64/int32 tensor with its values in the typed field (``helper.make_tensor``)."""
+    import numpy as np
+
     return from_array(np.asarray(values, dtype=np_dtype(code)).reshape(tuple(dims)), name)
 
 
@@ -218,6 +283,8 @@ def attribute_value(a: onnx.AttributeProto) -> Any:
 
 
 def _attribute(name: str, value: Any) -> onnx.AttributeProto:
+    import numpy as np
+
     a: Any = pb().AttributeProto()  # its .type is an enum wrapper in the stubs; the codes above are its values
     a.name = name
     msgs = pb()
@@ -279,3 +346,7 @@ def make_tensor_value_info(name: str, code: int, shape: Sequence[int | str | Non
             elif isinstance(d, str):
                 dim.dim_param = d
     return vi
+
+
+if __name__ == "__main__":
+    raise SystemExit(_child_main())

@@ -81,3 +81,29 @@ def test_shape_inference_is_onnx_shape_inference() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     theirs = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
     assert onnx_lite.infer_shapes(model).SerializeToString() == theirs.SerializeToString()
+
+
+def test_isolated_inference_gives_the_same_model_and_the_same_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Reshape", ["x", "s"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    here = onnx_lite.infer_shapes(model)
+    children: list[bytes] = []
+    real = onnx_lite._infer_in_child
+
+    def spy(data: bytes) -> bytes | None:
+        children.append(data)
+        return real(data)
+
+    monkeypatch.setattr(onnx_lite, "_infer_in_child", spy)
+    monkeypatch.setattr(onnx_lite, "_isolate_min", 1)  # every graph is "big"
+    assert onnx_lite.infer_shapes(model).SerializeToString() == here.SerializeToString()
+    assert len(children) == 1
+    garbage = b"\x0a\xff\xff\xff\x0f not a model"  # what in-process inference refuses, the child refuses
+    with pytest.raises(Exception) as in_process:
+        onnx_lite._modules()[0].shape_inference.infer_shapes(garbage, False, False, True)
+    with pytest.raises(RuntimeError) as in_child:
+        onnx_lite._infer_in_child(garbage)
+    assert type(in_process.value).__name__ in str(in_child.value)

@@ -168,6 +168,11 @@ class Presenter(QObject):
     def __init__(self, runner: TaskRunner | None = None, core: Core | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
+        from advisor import onnx_lite
+
+        # the core runs on worker threads here: big graphs' shape inference (C++, holding the
+        # GIL) goes to a child process so that it cannot freeze the window
+        onnx_lite.isolate_large_inference()
         self.runner = runner or TaskRunner()
         self.core = core or Core()
         self.model: Any = None
