@@ -382,3 +382,50 @@ def test_skeleton_keeps_small_tensors_and_drops_big_ones(tmp_path: Path) -> None
     loop_body = next(n for n in load_skeleton(om.control_flow(tmp_path / "cf.onnx"), keep_data_bytes=8)
                      .graph.node if n.op_type == "Loop").attribute[0].g
     assert list(loop_body.initializer[0].dims) == [8, 8] and not loop_body.initializer[0].raw_data
+
+
+def test_the_pager_unmaps_whole_pages_behind_the_walk_once_a_window_has_passed() -> None:
+    import mmap as mmap_mod
+
+    from advisor.readers.onnx_wire import Pager
+
+    calls: list[tuple[int, int, int]] = []
+
+    class FakeMap:
+        def madvise(self, option: int, start: int, length: int) -> None:
+            calls.append((option, start, length))
+
+    pager = Pager(FakeMap(), window=3 * mmap_mod.PAGESIZE)  # type: ignore[arg-type]
+    for pos in (100, 2 * mmap_mod.PAGESIZE, 3 * mmap_mod.PAGESIZE + 7, 4 * mmap_mod.PAGESIZE, 9 * mmap_mod.PAGESIZE):
+        pager.passed(pos)
+    page = mmap_mod.PAGESIZE
+    assert calls == [(mmap_mod.MADV_DONTNEED, 0, 3 * page), (mmap_mod.MADV_DONTNEED, 3 * page, 6 * page)]
+
+
+def test_reading_a_model_of_many_tensors_releases_the_pages_it_passed(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from advisor.readers import onnx_reader, onnx_skeleton
+    from advisor.readers.onnx_wire import Pager
+
+    released: list[int] = []
+
+    class Recording(Pager):
+        def __init__(self, mm: Any) -> None:
+            super().__init__(mm, window=64 * 1024)
+
+        def passed(self, pos: int) -> None:
+            before = self.released
+            super().passed(pos)
+            if self.released != before:
+                released.append(self.released)
+
+    monkeypatch.setattr(onnx_reader, "Pager", Recording)
+    monkeypatch.setattr(onnx_skeleton, "Pager", Recording)
+    path = om.mlp(tmp_path / "m.onnx", hidden=256, layers=12)  # 12 weights of 256 KiB
+    size = path.stat().st_size
+    profile = read_onnx(path)
+    assert len(released) >= 10 and released == sorted(released) and released[-1] <= size
+    released.clear()
+    load_skeleton(path)
+    assert len(released) >= 10
+    assert profile.weight_bytes > size // 2  # the pages dropped held weights the walk skipped

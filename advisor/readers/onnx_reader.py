@@ -24,6 +24,7 @@ from advisor.readers.onnx_wire import (
     VARINT,
     Buffer,
     Field,
+    Pager,
     WireError,
     expect,
     iter_fields,
@@ -66,10 +67,11 @@ class _Tensor(NamedTuple):
 class _Walk:
     """One pass over a model's ModelProto, collecting everything :class:`ModelProfile` needs."""
 
-    def __init__(self, path: Path, buf: Buffer, size: int) -> None:
+    def __init__(self, path: Path, buf: Buffer, size: int, pager: Pager | None = None) -> None:
         self.path = path
         self.buf = buf
         self.size = size
+        self.pager = pager
         # (name, dtype, shape, n_elements, nbytes, file, offset, fixed consumers or None)
         self.pending: list[tuple[str, str, tuple[int, ...], int, int, str, int | None,
                                  tuple[str, ...] | None]] = []
@@ -90,7 +92,10 @@ class _Walk:
         expect(f, LEN)
         buf, scope = self.buf, set[str]()
         name, inputs, outputs = "", list[TensorSpec](), list[TensorSpec]()
+        pager = self.pager
         for g in iter_fields(buf, f.start, f.end):
+            if pager is not None:
+                pager.passed(g.tag_start)  # nothing before this field is read again
             if g.number == 1:
                 self.node(g, scope, depth)
             elif g.number == 2:
@@ -438,7 +443,7 @@ def read_onnx(path: Path) -> ModelProfile:
     """
     path = Path(path)
     with mapped_onnx(path) as (mm, size):
-        walk = _Walk(path, mm, size)
+        walk = _Walk(path, mm, size, Pager(mm))
         try:
             model = _model_fields(walk)
             if "graph" not in model:

@@ -14,6 +14,7 @@ from advisor.readers.onnx_wire import (
     MAX_GRAPH_DEPTH,
     TENSOR_DATA_FIELDS,
     Buffer,
+    Pager,
     WireError,
     iter_fields,
     mapped_onnx,
@@ -33,8 +34,9 @@ class _Skeleton:
     23); SparseTensorProto.values/indices (1, 2); TrainingInfoProto graphs (1, 2); FunctionProto.node (7).
     """
 
-    def __init__(self, keep_data_bytes: int) -> None:
+    def __init__(self, keep_data_bytes: int, pager: Pager | None = None) -> None:
         self.keep = keep_data_bytes
+        self.done = pager.passed if pager is not None else None
         self.depth = 0  # graphs inside graphs (If/Loop bodies, training_info): bounded like the reader's
         g, node, tensor, sparse = self.graph, self.node, self.tensor, self.sparse
         self.model_h = {7: g, 20: self.training, 25: self.function}
@@ -55,7 +57,7 @@ class _Skeleton:
             raise WireError(f"subgraphs nested deeper than {MAX_GRAPH_DEPTH} levels", start)
         self.depth += 1
         try:
-            return rewrite(buf, start, end, self.graph_h, min_len=self.keep)
+            return rewrite(buf, start, end, self.graph_h, min_len=self.keep, done=self.done)
         finally:
             self.depth -= 1
 
@@ -101,7 +103,7 @@ def load_skeleton(path: Path, *, keep_data_bytes: int = 4096) -> onnx.ModelProto
     path = Path(path)
     with mapped_onnx(path) as (mm, size):
         try:
-            data = _Skeleton(keep_data_bytes).model(mm, 0, size)
+            data = _Skeleton(keep_data_bytes, Pager(mm)).model(mm, 0, size)
             if data is None:
                 data = bytes(mm)  # nothing big to drop: the file is its own skeleton
         except WireError as exc:
