@@ -146,7 +146,9 @@ def constant_values(graph: onnx.GraphProto) -> dict[str, Array]:
                 continue
             if arr is not None:
                 known[t.name] = arr
-    dims = {vi.name: d for vi in (*graph.input, *graph.value_info, *graph.output) if (d := _dims(vi)) is not None}
+    measured = {n.input[0] for n in graph.node if n.op_type in ("Shape", "Size") and n.input}
+    dims = {vi.name: d for vi in (*graph.input, *graph.value_info, *graph.output)
+            if vi.name in measured and (d := _dims(vi)) is not None}  # only what Shape/Size read
     out: dict[str, Array] = {}
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
