@@ -156,3 +156,41 @@ def test_cancel_a_long_scan(model_path: Path, qtbot: QtBot, qapp: object) -> Non
         assert p.model is not None
     finally:
         assert p.shutdown()
+
+
+def test_the_verdict_comes_before_the_plan_and_a_replaced_estimates_plan_is_dropped(
+        qapp: object, model_path: Path, qtbot: QtBot) -> None:
+    gate = threading.Event()
+    real = Core()
+
+    def slow_plan(analysis: Any) -> Any:
+        assert gate.wait(10), "the test never let the plan finish"
+        return real.make_plan(analysis)
+
+    p = Presenter(TaskRunner(), core_with(make_plan=slow_plan))
+    order: list[str] = []
+    p.analysisChanged.connect(lambda a: order.append(f"analysis {a.workload.batch}"))
+    p.planChanged.connect(lambda plan: order.append(f"plan {_as_is_batch(plan)}"))
+    try:
+        with qtbot.waitSignal(p.analysisChanged, timeout=10_000):
+            p.set_target(THIS_MACHINE)
+            p.open_path(model_path)
+        assert p.plan is None and p.planning  # the plan is still being made: the verdict did not wait
+        with qtbot.waitSignal(p.errorOccurred, timeout=2_000) as refused:
+            p.export_report(model_path.with_suffix(".html"))
+        assert "still being made" in refused.args[0]
+        with qtbot.waitSignal(p.analysisChanged, timeout=10_000):
+            p.set_workload(Workload(batch=3))
+            p.reanalyze()  # without the debounce
+        gate.set()
+        qtbot.waitUntil(lambda: not p.planning, timeout=10_000)
+        qtbot.wait(50)
+        assert order[:2] == ["analysis 1", "analysis 3"] and order[2:] == ["plan 3"]  # the batch-1 plan was dropped
+        assert _as_is_batch(p.plan) == 3
+    finally:
+        gate.set()
+        assert p.shutdown()
+
+
+def _as_is_batch(plan: Any) -> int | None:
+    return next((o.workload.batch for o in plan.options if o.kind == "as-is"), None) if plan else None

@@ -411,13 +411,16 @@ class MainWindow(QMainWindow):
         if analysis.estimate.unknown_dims:
             notes.append("Dims the workload did not set: " + ", ".join(analysis.estimate.unknown_dims))
         self.notes.setPlainText("\n".join(f"• {n}" for n in notes) or "No notes for this estimate.")
+        self.plan_view.setEnabled(False)  # the shown plan is the previous estimate's until the new one comes
         self._update_actions()
 
     def _plan_changed(self, plan: Any) -> None:
         before = self.presenter.analysis.estimate.required_bytes if self.presenter.analysis is not None else None
         self.plan_view.set_plan(plan, before)
+        self.plan_view.setEnabled(True)
         if plan is not None and plan.notes:
             self.notes.append("\n".join(f"• {n}" for n in plan.notes))
+        self._update_actions()
 
     def _measure_started(self) -> None:
         self.tabs.setCurrentWidget(self.plot)
@@ -467,7 +470,7 @@ class MainWindow(QMainWindow):
         self._fill_recent_menu()
 
     def _update_actions(self) -> None:
-        self.export_action.setEnabled(self.presenter.analysis is not None)
+        self.export_action.setEnabled(self.presenter.analysis is not None and not self.presenter.planning)
         self.sparsity_action.setEnabled(self.presenter.model is not None)
         live = bool(getattr(self.presenter.hardware, "is_live", False))
         self.measure_action.setEnabled(self.presenter.model is not None and live)

@@ -135,8 +135,9 @@ class Presenter(QObject):
         targetChanged(str, object): the target key and its :class:`HardwareProfile`.
         runtimesChanged(object, str): runtimes that can run the model, and the chosen one ("" = default).
         workloadChanged(object): the :class:`~advisor.estimator.types.Workload` now in use.
-        analysisChanged(object): a new :class:`~advisor.analysis.Analysis`.
-        planChanged(object): the :class:`~advisor.plan.types.Plan` for it (None when the plan failed).
+        analysisChanged(object): a new :class:`~advisor.analysis.Analysis` (its plan follows).
+        planChanged(object): the :class:`~advisor.plan.types.Plan` for it (None when the plan failed),
+            made after the analysis was shown.
         errorOccurred(str): one readable line; the previous state is kept.
         messageShown(str): information worth a line (a file written).
         busyChanged(bool, str): work started or ended, and what it is.
@@ -184,6 +185,7 @@ class Presenter(QObject):
         self.plan: Any = None
         self.sparsity: Any = None
         self._tasks: dict[str, Task] = {}
+        self._planning = False
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -194,6 +196,11 @@ class Presenter(QObject):
     @property
     def busy(self) -> bool:
         return bool(self._tasks)
+
+    @property
+    def planning(self) -> bool:
+        """A plan for the current estimate is being made (:attr:`plan` is None until it comes)."""
+        return self._planning
 
     @property
     def runtimes(self) -> tuple[str, ...]:
@@ -237,13 +244,10 @@ class Presenter(QObject):
         workload = self.workload if self.workload is not None else self.core.default_workload()
         runtime = self.runtime if self.runtime in self.core.runtimes_for(model) else ""
 
-        def work(_p: ProgressFn, _c: CancelToken) -> tuple[Any, Any, str | None]:
-            analysis = self.core.analyze(model, hardware, workload, runtime or None)
-            try:
-                return analysis, self.core.make_plan(analysis), None
-            except Exception as exc:  # the verdict stands without a plan
-                return analysis, None, f"no plan: {exc}"
+        def work(_p: ProgressFn, _c: CancelToken) -> Any:
+            return self.core.analyze(model, hardware, workload, runtime or None)
 
+        # the verdict is shown as soon as the estimate is there; the plan follows as its own task
         self._start("analyze", "Estimating…", work, self._on_analysis)
 
     def refresh_target(self) -> None:
@@ -297,6 +301,9 @@ class Presenter(QObject):
         """Write the current analysis and plan to ``path`` (format from its extension)."""
         if self.analysis is None:
             self.errorOccurred.emit("nothing to report yet: open a model first")
+            return
+        if self.planning:
+            self.errorOccurred.emit("the plan is still being made: export again when it is shown")
             return
         analysis, plan, out = self.analysis, self.plan, Path(path)
         self._start("report", f"Writing {out.name}…",
@@ -374,13 +381,28 @@ class Presenter(QObject):
                 self.runtime = ""
             self.runtimesChanged.emit(runtimes, self.runtime)
 
-    def _on_analysis(self, result: tuple[Any, Any, str | None]) -> None:
-        analysis, plan, plan_error = result
-        self.analysis, self.plan = analysis, plan
+    def _on_analysis(self, analysis: Any) -> None:
+        self.analysis, self.plan = analysis, None
+        self._planning = True
         self.analysisChanged.emit(analysis)
-        self.planChanged.emit(plan)
-        if plan_error:
-            self.errorOccurred.emit(plan_error)
+
+        def planned(plan: Any) -> None:
+            if self.analysis is analysis:  # a plan for an estimate since replaced is dropped
+                self.plan, self._planning = plan, False
+                self.planChanged.emit(plan)
+
+        def failed(exc: BaseException) -> None:  # the verdict stands without a plan
+            if self.analysis is analysis:
+                self._planning = False
+                self.planChanged.emit(None)
+                self.errorOccurred.emit(f"no plan: {_one_line(exc)}")
+
+        def cancelled() -> None:
+            if self.analysis is analysis:
+                self._planning = False
+                self.planChanged.emit(None)
+
+        self._start("plan", "Planning…", lambda _p, _c: self.core.make_plan(analysis), planned, failed, cancelled)
 
     def _on_sparsity(self, result: Any) -> None:
         self.sparsity = result
