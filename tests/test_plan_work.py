@@ -100,3 +100,45 @@ def test_loaded_weight_bytes_are_computed_once_per_profile(monkeypatch: pytest.M
     changed = replace(model, tensors=model.tensors[:-1])  # a new profile: its own facts
     assert pytorch_parts.torch_weight_bytes(changed, "int8") != first
     assert walks == ["int8", None, "int8"]
+
+
+def test_a_weighed_cache_drops_the_oldest_past_its_weight_and_keeps_the_newest() -> None:
+    from advisor.estimator.file_cache import FileCache
+
+    cache: FileCache[bytes] = FileCache(10, weigh=len, max_weight=10)
+    for key, value in (("a", b"1234"), ("b", b"1234"), ("c", b"1234")):
+        cache.get_or_make(key, lambda v=value: v)  # type: ignore[misc]
+    made: list[str] = []
+    cache.get_or_make("a", lambda: made.append("a") or b"x")  # dropped: 12 bytes > 10
+    cache.get_or_make("c", lambda: made.append("c") or b"y")  # kept
+    assert made == ["a"]
+    huge = cache.get_or_make("big", lambda: b"0" * 100)  # over the bound alone: still kept, the rest dropped
+    assert cache.get_or_make("big", lambda: b"") is huge
+
+
+def test_the_onnx_plan_walks_a_graph_once_per_input_shape(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import advisor.plan.search as search
+    from advisor.estimator.runtimes import onnxruntime
+    from tests.builders import onnx_models
+
+    walks: list[int] = []
+    asked: set[tuple[int, str]] = set()
+    real_walk, real_estimate = onnxruntime.graph_memory, search.estimate
+
+    def walking(model: Any, **kw: Any) -> Any:
+        walks.append(len(model.graph.node))
+        return real_walk(model, **kw)
+
+    def estimating(profile: Any, workload: Any, runtime: str, hardware: Any) -> Any:
+        asked.add((workload.batch, profile.graph_rewrite))
+        return real_estimate(profile, workload, runtime, hardware)
+
+    monkeypatch.setattr(onnxruntime, "graph_memory", walking)
+    monkeypatch.setattr(search, "estimate", estimating)
+    model = read_model(onnx_models.cnn(tmp_path / "cnn.onnx"))
+    analysis = analyze(model, laptop(16), Workload(batch=3))
+    plan = make_plan(analysis)
+    assert sum(o.kind == "quantize" for o in plan.options) >= 2, [o.title for o in plan.options]
+    # the analysis walked batch 3 already; each other batch, and the int8-dynamic rewrite, once;
+    # the fp16 / int8 / int4 weights reuse the walk of their batch
+    assert len(walks) == len(asked | {(3, "")}), (walks, sorted(asked))

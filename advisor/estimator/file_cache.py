@@ -23,12 +23,16 @@ def file_key(path: str | Path) -> tuple[str, int, int]:
 
 
 class FileCache(Generic[V]):
-    """At most ``size`` values, least recently used dropped first."""
+    """At most ``size`` values, least recently used dropped first; with ``weigh``, also at most
+    ``max_weight`` of their total weight (the newest value is always kept)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, weigh: Callable[[V], int] | None = None, max_weight: int = 0) -> None:
         self._size = size
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._weigh = weigh
+        self._max_weight = max_weight
+        self._weights: dict[Hashable, int] = {}
 
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
         """The cached value for ``key``, or ``make()``'s (computed outside the lock, then kept)."""
@@ -37,10 +41,15 @@ class FileCache(Generic[V]):
                 self._items.move_to_end(key)
                 return self._items[key]
         value = make()
+        weight = self._weigh(value) if self._weigh is not None else 0
         with self._lock:
             self._items[key] = value
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            self._weights[key] = weight
+            while len(self._items) > self._size or (
+                    self._weigh is not None and len(self._items) > 1
+                    and sum(self._weights.values()) > self._max_weight):
+                old, _ = self._items.popitem(last=False)
+                self._weights.pop(old, None)
         return value
 
 

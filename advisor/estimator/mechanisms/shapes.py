@@ -173,7 +173,11 @@ def _show(dims: list[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
-_inferred: FileCache[tuple[onnx.ModelProto, str | None]] = FileCache(_CACHE_SIZE)
+# NOTE: an inferred 30k-node graph holds ~60 MiB of protobuf: the cache is bounded by the models'
+# encoded size too (the memory of the objects is a small multiple of it).
+_CACHE_BYTES = 256 << 20
+_inferred: FileCache[tuple[onnx.ModelProto, str | None]] = FileCache(
+    _CACHE_SIZE, weigh=lambda result: result[0].ByteSize(), max_weight=_CACHE_BYTES)
 
 
 def infer_shapes(skeleton: onnx.ModelProto, shapes: dict[str, Shape],

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 from advisor.estimator.runtimes.onnxruntime_graph import GraphMemory, cpu_kernel_target, graph_memory
 
 _skeletons: FileCache[onnx.ModelProto] = FileCache(4)
+_walks: FileCache[GraphMemory] = FileCache(64)
 
 
 def _skeleton(path: str) -> onnx.ModelProto:
@@ -55,14 +56,27 @@ def estimate(profile: ModelProfile, workload: Workload, runtime: str,
     skeleton = _skeleton(profile.load_path)
     ins = resolve_inputs(skeleton, workload, profile.load_path)
     inferred, problem = infer_shapes(skeleton, ins.shapes, profile.load_path)
-    if profile.graph_rewrite == "int8-dynamic":
-        from advisor.estimator.mechanisms.ort_quantize_dynamic import dynamic_int8_graph
-
-        quantized = frozenset(t.name.removesuffix("_quantized") for t in profile.tensors
-                              if t.name.endswith("_quantized") and t.dtype == "int8")
-        inferred = dynamic_int8_graph(inferred, quantized)
     cuda = runtime == "onnxruntime-cuda"
-    gm = graph_memory(inferred, count_inputs=cuda, kernels=None if cuda else cpu_kernel_target(hardware))
+    kernels = None if cuda else cpu_kernel_target(hardware)
+    quantized = frozenset(t.name.removesuffix("_quantized") for t in profile.tensors
+                          if t.name.endswith("_quantized") and t.dtype == "int8") \
+        if profile.graph_rewrite == "int8-dynamic" else None
+
+    def walk() -> GraphMemory:
+        graph = inferred
+        if quantized is not None:
+            from advisor.estimator.mechanisms.ort_quantize_dynamic import dynamic_int8_graph
+
+            graph = dynamic_int8_graph(inferred, quantized)
+        return graph_memory(graph, count_inputs=cuda, kernels=kernels)
+
+    # The walk depends on the file, its input shapes, the graph rewrite and the kernels, not on the
+    # weights' types: a plan's as-is, fp16, int8 and int4 options share one walk.
+    try:
+        key = (*file_key(profile.load_path), tuple(sorted(ins.shapes.items())), quantized, cuda, kernels)
+    except OSError:
+        key = None
+    gm = walk() if key is None else _walks.get_or_make(key, walk)
     notes = list(ins.notes)
     wide = 1.0
     if problem:
