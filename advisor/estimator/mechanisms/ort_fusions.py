@@ -95,10 +95,13 @@ def fuse_steps(steps: Sequence[Step], *, weights: Collection[str], graph_outputs
         sizes: known tensor sizes (an inlined intermediate is as large as the op's output).
     """
     result = list(steps)
+    g = _Graph(result, weights, graph_outputs, shapes, perms)
     for match in (_conv_bn, _conv_activation, _quick_gelu, _gelu, _layer_norm, _bias_gelu, _skip_layer_norm,
                   _matmul_scale, _matmul_transpose):
-        g = _Graph(result, weights, graph_outputs, shapes, perms)
-        result = _apply(g, [m for i in range(len(g.steps)) if (m := match(g, i)) is not None])
+        found = [m for i in range(len(g.steps)) if (m := match(g, i)) is not None]
+        if found:  # the producer/consumer maps are rebuilt only when a pattern changed the steps
+            result = _apply(g, found)
+            g = _Graph(result, weights, graph_outputs, shapes, perms)
     return _inline_hardswish(result, sizes)
 
 
