@@ -141,9 +141,16 @@ def test_driver_with_no_gpu_says_so() -> None:
 
 
 def test_missing_pynvml_module_gives_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nvml_mod, "_driver_library_loads", lambda: True)  # a driver, but no nvidia-ml-py
     monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` raise ImportError
     assert PynvmlApi().start() == NO_MODULE_REASON
     assert nvml_mod.default_nvml().start() == NO_MODULE_REASON
+
+
+def test_no_driver_library_gives_its_reason_without_importing_pynvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nvml_mod, "_driver_library_loads", lambda: False)
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # an import would raise: it is not attempted
+    assert PynvmlApi().start() == nvml_mod.NO_DRIVER_REASON
 
 
 def test_start_is_idempotent_and_handles_are_kept() -> None:
