@@ -4,7 +4,7 @@ Modes (``python bench/speed_child.py MODE ARGS...``):
 
 - ``floor``: ``import PySide6.QtWidgets, pyqtgraph``, an empty ``QMainWindow`` shown; the time of its
   first Paint event.
-- ``cold PATH``: what ``advisor.ui.app.run_app(PATH)`` does; the time the verdict banner first paints
+- ``cold PATH``: ``advisor.ui.app.open_window(PATH)``, as ``run_app(PATH)``; the time the verdict banner first paints
   after ``analysisChanged``, and the time the plan view first paints after the first ``planChanged``.
 - ``stall PATH``: the same window, shown and painted first; then a 10 ms ``QTimer`` records the gaps
   between its ticks from ``window.start(PATH)`` until 0.3 s after verdict and plan painted.
@@ -234,14 +234,15 @@ def run_floor() -> int:
 def run_cold(path: str) -> int:
     from PySide6.QtCore import QTimer
 
-    app, window = new_window()
+    from advisor.ui.app import open_window
+
+    app, window = open_window(path)  # what run_app does
 
     def done(verdict_t: float, plan_t: float) -> None:
         emit({"verdict": verdict_t, "plan": plan_t})
         QTimer.singleShot(0, lambda: exit_after(app, window))
 
     watch = AnswerWatch(window, done)
-    window.start(path)
     app.exec()
     del watch
     return 0

@@ -371,3 +371,41 @@ def test_file_open_ollama_model_lists_the_store_and_opens_the_choice(
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "nothing"))
     w.ollama_action.trigger()
     assert "no Ollama models" in w.message_bar.text()
+
+
+def test_a_window_opened_on_a_model_is_first_shown_with_its_verdict_and_then_samples(
+        monkeypatch: pytest.MonkeyPatch, qtbot: QtBot, tmp_path: Path, model_path: Path) -> None:
+    import advisor.ui.main_window as main_window
+    from advisor.ui import app as app_module
+
+    made: list[MainWindow] = []
+
+    class CountingSampler(FakeSampler):
+        calls = 0
+
+        def sample(self) -> MemorySample:
+            CountingSampler.calls += 1
+            return super().sample()
+
+    sampler = CountingSampler()
+
+    def window() -> MainWindow:
+        w = MainWindow(Presenter(TaskRunner(), core_with()), Settings.at_path(tmp_path / "s.ini"), sampler=sampler)
+        qtbot.addWidget(w)
+        made.append(w)
+        return w
+
+    monkeypatch.setattr(main_window, "MainWindow", window)
+    shown_with: list[bool] = []
+    _, w = app_module.open_window(str(model_path))
+    assert not w.isVisible() and sampler.calls == 0  # nothing painted, nothing sampled before the estimate
+    w.presenter.analysisChanged.connect(lambda _a: shown_with.append(w.isVisible()))
+    with qtbot.waitSignal(w.presenter.analysisChanged, timeout=WAIT_MS):
+        pass
+    assert shown_with == [True]  # shown when the verdict came, not before
+    assert w.verdict.headline.text().startswith("Fits")  # so its first paint has the answer
+    qtbot.waitUntil(lambda: sampler.calls > 0, timeout=WAIT_MS)
+    _, empty = app_module.open_window(None)
+    assert empty.isVisible()  # no model: shown at once
+    for m in made:
+        m.shutdown()

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon, QPixmap
@@ -19,6 +20,9 @@ from PySide6.QtWidgets import QApplication
 from advisor._version import __version__
 from advisor.resources import resource
 from advisor.ui.settings import APPLICATION, ORGANIZATION
+
+if TYPE_CHECKING:
+    from advisor.ui.main_window import MainWindow
 
 DESKTOP_FILE_NAME = "io.github.memoryadvisor.MemoryAdvisor"
 SCREENSHOT_ENV = "ADVISOR_SCREENSHOT"
@@ -51,21 +55,50 @@ def app_icon() -> QIcon:
     return QIcon(pixmap)
 
 
+# NOTE: a window opened with a model is first painted with its verdict when the estimate comes
+# within this long (the sample: ~0.1 s), so it is not painted twice (empty, then filled) on the
+# way to the answer; a slower model shows the window at this point, with its progress.
+FIRST_SHOW_WAIT_MS = 300
+
+
+def open_window(path: str | None = None, argv: Sequence[str] | None = None) -> tuple[QApplication, MainWindow]:
+    """The application and its window, started on ``path``; shown now without a model, else with
+    its first verdict (or after ``FIRST_SHOW_WAIT_MS``, or on an error, whichever comes first)."""
+    app = make_application(argv)
+    from advisor.ui.main_window import MainWindow  # after the QApplication: widgets need it
+
+    window = MainWindow()
+    if path:
+        p = window.presenter
+        done: list[bool] = []
+
+        def show(*_: object) -> None:
+            if done:
+                return
+            done.append(True)
+            p.analysisChanged.disconnect(show)
+            p.errorOccurred.disconnect(show)
+            window.show()
+
+        p.analysisChanged.connect(show)
+        p.errorOccurred.connect(show)
+        QTimer.singleShot(FIRST_SHOW_WAIT_MS, show)
+    else:
+        window.show()
+    window.start(path)
+    return app, window
+
+
 def run_app(path: str | None = None, argv: Sequence[str] | None = None) -> int:
     """Show the Memory Advisor window, open ``path`` if given, and run until it closes.
 
     Returns:
         The event loop's exit code (0 on a normal close; 3 when a requested screenshot failed).
     """
-    app = make_application(argv)
-    from advisor.ui.main_window import MainWindow  # after the QApplication: widgets need it
-
-    window = MainWindow()
-    window.show()
+    app, window = open_window(path, argv)
     shot = os.environ.get(SCREENSHOT_ENV)
     if shot:
         _screenshot_after_first_analysis(app, window, Path(shot))
-    window.start(path)
     code = app.exec()
     window.shutdown()
     return int(code)

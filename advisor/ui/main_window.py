@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -57,6 +57,7 @@ REPORT_FILTERS: dict[str, str] = {
     "JSON (*.json)": ".json",
 }
 REFRESH_CHOICES_MS: tuple[int, ...] = (250, 500, 1000, 2000, 5000)
+LIVE_START_WAIT_MS = 3000
 
 
 class MainWindow(QMainWindow):
@@ -233,9 +234,27 @@ class MainWindow(QMainWindow):
         """Read the remembered target, start the live plot, and open ``path`` if given."""
         self.presenter.runtime = self.settings.runtime
         self.presenter.set_target(self.settings.target or THIS_MACHINE)
-        self.live.start()
         if path:
+            # the first live sample (a plot update: ~20 ms) waits until the first verdict is out
+            # (or an error, or LIVE_START_WAIT_MS if neither comes: a cancelled read)
+            p = self.presenter
+            started: list[bool] = []
+
+            def start_live(*_: object) -> None:
+                if started:
+                    return
+                started.append(True)
+                p.analysisChanged.disconnect(start_live)
+                p.errorOccurred.disconnect(start_live)
+                if not self._closed:
+                    self.live.start()
+
+            p.analysisChanged.connect(start_live)
+            p.errorOccurred.connect(start_live)
+            QTimer.singleShot(LIVE_START_WAIT_MS, self, start_live)
             self.open_path(path)
+        else:
+            self.live.start()
 
     def open_path(self, path: str) -> None:
         self.presenter.open_path(path)
