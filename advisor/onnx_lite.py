@@ -5,12 +5,9 @@ inference — loaded without running ``onnx/__init__.py``.
 (``onnx/__init__`` → ``onnx.helper`` → ``onnx._mapping``), whose extension init holds the GIL: on a
 worker thread it still freezes the window (issue 15, measured by ``bench/speed.py``). Estimating a
 model needs none of that. This module loads ``onnx.onnx_cpp2py_export`` (the compiled extension:
-shape inference) and ``onnx.onnx_ml_pb2`` (the generated message classes) from the installed
-package's folder, under their own names in ``sys.modules``, in ~35 ms. A later ``import onnx``
-(the Apply action, a person's own code) then finds those modules already loaded and uses the very
-same classes; a one-shot import hook binds them as attributes of the package before its
-``__init__`` runs, as a normal submodule import would have. Where any of that fails (another
-layout of the package), it falls back to ``import onnx``.
+shape inference) and ``onnx.onnx_ml_pb2`` (the generated message classes) alone, in ~35 ms
+(:mod:`advisor.submodules`: a later ``import onnx`` gets the very same modules and classes).
+Where that fails (another layout of the package), it falls back to ``import onnx``.
 
 The helpers below do what the estimator used ``onnx.helper`` and ``onnx.numpy_helper`` for, on
 the numeric types shape computations use; other element types raise ``ValueError``.
@@ -19,15 +16,13 @@ the numeric types shape computations use; other element types raise ``ValueError
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import sys
 import threading
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from advisor.submodules import load_submodules, package_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,59 +46,13 @@ _FIELD = {FLOAT: "float_data", DOUBLE: "double_data", INT64: "int64_data", UINT3
           UINT64: "uint64_data"}
 
 
-class _BindOnImport(importlib.abc.MetaPathFinder):
-    """Makes a later ``import onnx`` see the modules loaded here as its attributes."""
-
-    def __init__(self, modules: dict[str, ModuleType]) -> None:
-        self.modules = modules
-
-    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
-                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "onnx":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("onnx")
-        if spec is None or spec.loader is None:
-            return spec
-        loader, modules = spec.loader, self.modules
-        original = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            for attr, mod in modules.items():
-                setattr(module, attr, mod)
-            original(module)
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
-
-
 def _load_lite() -> tuple[ModuleType, ModuleType]:
-    spec = importlib.util.find_spec("onnx")  # finds the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("onnx is not installed")
-    folder = Path(next(iter(spec.submodule_search_locations)))
+    folder = package_folder("onnx")
     ext = sorted(p for p in folder.glob("onnx_cpp2py_export*") if p.suffix in (".so", ".pyd"))
-    source = folder / "onnx_ml_pb2.py"
-    if not ext or not source.is_file():
+    if not ext:
         raise ImportError(f"unexpected onnx layout in {folder}")
-    loaders = {_CPP: importlib.machinery.ExtensionFileLoader(_CPP, str(ext[0])),
-               _PB: importlib.machinery.SourceFileLoader(_PB, str(source))}
-    out: dict[str, ModuleType] = {}
-    for name, loader in loaders.items():
-        module = sys.modules.get(name)
-        if module is None:
-            module_spec = importlib.util.spec_from_loader(name, loader)
-            assert module_spec is not None
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[name] = module
-            try:
-                loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        out[name] = module
-    sys.meta_path.insert(0, _BindOnImport({n.rsplit(".", 1)[1]: m for n, m in out.items()}))
-    return out[_CPP], out[_PB]
+    loaded = load_submodules("onnx", {"onnx_cpp2py_export": ext[0], "onnx_ml_pb2": folder / "onnx_ml_pb2.py"})
+    return loaded["onnx_cpp2py_export"], loaded["onnx_ml_pb2"]
 
 
 def _modules() -> tuple[ModuleType, ModuleType]:

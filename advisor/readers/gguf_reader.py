@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gguf.constants import GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType, GGUFValueType, LlamaFileType
-
 from advisor.dtypes import GGML_QUANT_TYPES, canonical, dtype
 from advisor.errors import ModelFormatError, UnknownDtypeError, UnsupportedFormatError
 from advisor.readers.hf_config import DEFAULT_SW_PATTERN, normalize_layer_types, pattern_layer_types
@@ -32,6 +30,15 @@ from advisor.readers.profile import (
     layers_missing,
     summarize_tensors,
 )
+from advisor.submodules import submodule_or_package
+
+# gguf-py's tables of types, alone: ``import gguf`` also imports numpy and its reader, writer and
+# vocabulary code (60 ms of a first GGUF read); constants.py needs only enum and typing.
+_constants = submodule_or_package("gguf", "constants", lambda folder: folder / "constants.py")
+GGUF_DEFAULT_ALIGNMENT: int = _constants.GGUF_DEFAULT_ALIGNMENT
+GGMLQuantizationType = _constants.GGMLQuantizationType
+GGUFValueType = _constants.GGUFValueType
+LlamaFileType = _constants.LlamaFileType
 
 GGUF_MAGIC_BYTES = b"GGUF"
 _SCALAR_FORMATS: dict[int, str] = {
