@@ -58,6 +58,7 @@ REPORT_FILTERS: dict[str, str] = {
 }
 REFRESH_CHOICES_MS: tuple[int, ...] = (250, 500, 1000, 2000, 5000)
 LIVE_START_WAIT_MS = 3000
+LIVE_AFTER_VERDICT_MS = 500
 
 
 class MainWindow(QMainWindow):
@@ -240,17 +241,20 @@ class MainWindow(QMainWindow):
             p = self.presenter
             started: list[bool] = []
 
-            def start_live(*_: object) -> None:
+            def start_live() -> None:
                 if started:
                     return
                 started.append(True)
-                p.analysisChanged.disconnect(start_live)
-                p.errorOccurred.disconnect(start_live)
+                p.analysisChanged.disconnect(soon)
+                p.errorOccurred.disconnect(soon)
                 if not self._closed:
                     self.live.start()
 
-            p.analysisChanged.connect(start_live)
-            p.errorOccurred.connect(start_live)
+            def soon(*_: object) -> None:  # after the verdict's repaint and the plan, not in the middle
+                QTimer.singleShot(LIVE_AFTER_VERDICT_MS, self, start_live)
+
+            p.analysisChanged.connect(soon)
+            p.errorOccurred.connect(soon)
             QTimer.singleShot(LIVE_START_WAIT_MS, self, start_live)
             self.open_path(path)
         else:
