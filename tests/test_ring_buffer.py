@@ -87,3 +87,19 @@ def test_default_capacity_keeps_ten_minutes_at_the_fastest_refresh() -> None:
     assert capacity_for(1, 300) == 4
     with pytest.raises(ValueError):
         capacity_for(0)
+
+
+def test_counts_non_finite_values_per_column_as_rows_come_and_go() -> None:
+    buf = RingBuffer(3, 2)
+    buf.append(0.0, [1.0, np.nan])
+    assert buf.all_finite(0) and not buf.all_finite(1)
+    buf.append(1.0, [np.inf, 2.0])
+    assert not buf.all_finite(0) and not buf.all_finite(1)
+    buf.append(2.0, [3.0, 3.0])
+    buf.append(3.0, [4.0, 4.0])  # overwrites the row with the NaN
+    assert not buf.all_finite(0) and buf.all_finite(1)
+    buf.append(4.0, [5.0, 5.0])  # and the one with the inf
+    assert buf.all_finite(0) and buf.all_finite(1)
+    buf.append(5.0, [np.nan, 6.0])
+    buf.clear()
+    assert buf.all_finite(0) and buf.all_finite(1)

@@ -4,6 +4,15 @@ Built like pyqtgraph's scrolling-plot example (a ring buffer, ``setData`` with p
 and clip-to-view) but as a widget with no globals and no ``processEvents()``. The prediction line
 sits at *current use + the model's predicted peak* on the memory the model targets, with its
 low..high range shaded: would it fit right now?
+
+The plot stays on screen for hours, so an idle sample must cost little (issue 15: it cost 1.8 %
+of a core, 3× a bare pyqtgraph plot). A sample moves the x range once, hands the curves the ring
+buffer's views (clipped to the view; a finite column skips the finite checks) and is painted once.
+What it does not change is not done again: the x axis keeps its picture while the window's span
+holds (:class:`LiveSecondsAxis`), the y range stays while use wobbles inside a band
+(:data:`Y_HEADROOM`, :data:`Y_SLACK`), the lines' labels sit in the view box's pixels and do not
+scroll (:class:`_LineLabel`), the axes (their grids cover the plot) and the labels are painted from
+Qt's item caches, and a new status text repaints the status line only (:class:`_StatusLine`).
 """
 
 from __future__ import annotations
@@ -14,8 +23,19 @@ from typing import Any, Literal
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QColor, QResizeEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsItem,
+    QGraphicsTextItem,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from advisor.analysis import Analysis
 from advisor.estimator.types import GIB
@@ -28,6 +48,21 @@ PredictionMemory = Literal["ram", "gpu", "unified"]
 # Time windows the combo offers: (label, seconds; None = the whole history).
 WINDOWS: tuple[tuple[str, int | None], ...] = (("1 min", 60), ("5 min", 300), ("10 min", 600), ("All", None))
 DEFAULT_WINDOW_S = 300
+
+# The y range: its top sits Y_HEADROOM above the highest thing drawn (use, capacity lines, the
+# prediction's band, a measured run), set exactly when what is drawn changes. Sample by sample it
+# is set again only when that would clip something or leave more than Y_HEADROOM × Y_SLACK of
+# room: use that wobbles inside the band moves neither the view nor the left axis.
+Y_HEADROOM = 1.12
+Y_SLACK = 1.2
+Y_MIN_TOP_GIB = 0.5
+# A horizontal line (the prediction and its band) moves when it would move by this many pixels.
+SUBPIXEL = 0.25
+
+# Items painted from Qt's pixmap cache, redrawn only when they change: the axes (their grid lines
+# span the whole plot, so every repaint of the curves repainted all their tick text too) and the
+# lines' labels. Export renders without it, at its own scale.
+_CACHED = QGraphicsItem.CacheMode.DeviceCoordinateCache
 
 
 @dataclass(frozen=True)
@@ -73,6 +108,144 @@ def prediction_for(analysis: Analysis) -> Prediction | None:
                       fit.required_bytes, fit.required_high_bytes)
 
 
+class LiveSecondsAxis(style.SecondsAgoAxis):
+    """The live plot's "seconds ago" axis, whose picture survives the scroll of a new sample.
+
+    Its ticks sit at round "seconds ago" (:class:`~advisor.ui.render.SecondsAgoAxis`), so a sample
+    that moves the range and keeps its span leaves every tick, grid line and label on the pixel it
+    had. pyqtgraph's ``AxisItem`` throws its picture away on every range change (new tick values,
+    new tick strings, a new ``QPicture``: the biggest part of an idle sample's cost); this one keeps
+    it while the range, in seconds ago, stays within :attr:`MAX_DRIFT_PX` of the one it was drawn
+    for, and draws it again when the span really changes (another window; "All" while the history
+    grows), when the view is resized, or when its style changes.
+    """
+
+    # NOTE: a tenth of a pixel: the "All" window's span wobbles by the timer's jitter (~1 ms in
+    # 15 min, 1e-3 px) and must not redraw; a span that grows by one sample (>= 1 px) must.
+    MAX_DRIFT_PX = 0.1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._drawn_ago: tuple[float, float] | None = None
+
+    # pyqtgraph's method and argument names.
+    def setRange(self, mn: float, mx: float) -> None:
+        if not hasattr(self, "_drawn_ago"):  # AxisItem.__init__ sets a range before ours has run
+            super().setRange(mn, mx)
+            return
+        ago = (self.now_s - mx, self.now_s - mn)
+        if self.picture is not None and self._drift_px(ago) < self.MAX_DRIFT_PX:
+            self.range = [mn, mx]  # same pixels: keep the picture, schedule no repaint
+            return
+        super().setRange(mn, mx)
+        self._drawn_ago = ago
+
+    def linkedViewChanged(self, view: Any, newRange: Any = None) -> None:
+        if newRange is None:  # the view was resized: the grid lines' length changed
+            self._drawn_ago = None
+        super().linkedViewChanged(view, newRange)
+
+    def _drift_px(self, ago: tuple[float, float]) -> float:
+        """How far (pixels) ticks drawn for ``_drawn_ago`` are from where ``ago`` puts them."""
+        if self._drawn_ago is None:
+            return float("inf")
+        (a0, a1), (d0, d1) = ago, self._drawn_ago
+        span = d1 - d0
+        if span <= 0:
+            return float("inf")
+        return (abs(a0 - d0) + abs(a1 - d1)) * float(self.geometry().width()) / span
+
+
+class _StatusLine(QWidget):
+    """The one-line status above the plot: a ``QLabel`` in a widget of its own, with no layout.
+
+    A label in a layout asks the layout to start over at every new text (its size hint follows
+    the text), and the request climbs to the window: each sample's new numbers re-laid out the
+    window and repainted the whole tab (0.3 % of a core, measured). Here the label's geometry is
+    set by hand, so a new text repaints the label and nothing else. The line is one text line
+    high; a text wider than the plot is cut at its edge instead of widening the window.
+    """
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QLabel(text, self)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.label.sizeHint().width(), self.label.sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, self.label.sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self.label.setGeometry(self.rect())
+        super().resizeEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self.updateGeometry()  # another line height
+        super().changeEvent(event)
+
+
+class _LineLabel(QGraphicsTextItem):
+    """The text of a horizontal line, placed in the view box's pixels rather than in the data's.
+
+    pyqtgraph's ``InfiniteLine`` label lives in data coordinates: every sample moves the x range,
+    and it was placed again, in Python, on every sample. A horizontal line's place on screen does not
+    depend on x, so this one sits where that label sat (``position`` along the view's width, its
+    ``anchor`` corner on the line) and is placed again only when the line, the y range, the view's
+    size or the text change.
+    """
+
+    def __init__(self, view: pg.ViewBox, position: float, anchor: tuple[float, float]) -> None:
+        super().__init__(view)
+        self._view = view
+        self._position = position
+        self._anchor = anchor
+        self._value_gib = 0.0
+        self.setZValue(100)  # above the curves and the lines, where the text reads best
+        self.setCacheMode(_CACHED)
+
+    def set_text(self, text: str) -> None:
+        if text != self.toPlainText():
+            self.setPlainText(text)
+            self.place(self._value_gib)
+
+    def place(self, value_gib: float) -> None:
+        """Put the label on the line at ``value_gib`` for the view's current y range and size."""
+        self._value_gib = value_gib
+        rect = self._view.rect()
+        y0, y1 = self._view.viewRange()[1]
+        y = rect.top() + (y1 - value_gib) / (y1 - y0) * rect.height() if y1 > y0 else rect.center().y()
+        box = self.boundingRect()
+        x = rect.left() + self._position * rect.width()
+        self.setPos(x - self._anchor[0] * box.width(), y - self._anchor[1] * box.height())
+
+    def detach(self) -> None:
+        scene = self.scene()
+        if scene is not None:
+            scene.removeItem(self)
+
+
+class _LiveCurve(pg.PlotDataItem):  # type: ignore[misc]
+    """A curve of the live plot, which gets new data right after each move of the range.
+
+    Clipped to view, a ``PlotDataItem`` clips its data to the new range on every range change; the
+    plot then hands it the new sample's data and it clips again. While :attr:`data_follows` is set
+    (the plot is moving the range and calls ``setData`` next) it leaves that first clip out.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_follows = False
+
+    # pyqtgraph's method and argument names.
+    def viewRangeChanged(self, vb: Any = None, ranges: Any = None, changed: Any = None) -> None:
+        if not self.data_follows:
+            super().viewRangeChanged(vb, ranges, changed)
+
+
 class MemoryPlot(QWidget):
     """Scrolling plot of memory use with capacity lines and the model's predicted landing point.
 
@@ -93,7 +266,7 @@ class MemoryPlot(QWidget):
         self._no_prediction_reason: str | None = None
         self._window_s: int | None = DEFAULT_WINDOW_S
         self._paused = False
-        self.curves: list[pg.PlotDataItem] = []
+        self.curves: list[_LiveCurve] = []
         self.capacity_lines: list[pg.InfiniteLine] = []
 
         self._pause = QToolButton()
@@ -107,12 +280,25 @@ class MemoryPlot(QWidget):
         self._window_combo.setCurrentIndex([s for _, s in WINDOWS].index(DEFAULT_WINDOW_S))
         self._window_combo.setToolTip("How much history to show")
         self._window_combo.currentIndexChanged.connect(lambda i: self.set_window_s(self._window_combo.itemData(i)))
-        self._status = QLabel("Waiting for the first memory sample…")
-        self._status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._status_line = _StatusLine("Waiting for the first memory sample…")
+        self._status = self._status_line.label
 
-        self._axis = style.SecondsAgoAxis()
+        self._axis = LiveSecondsAxis()
         self.plot_widget = pg.PlotWidget(axisItems={"bottom": self._axis})
         item = self.plot_widget.getPlotItem()
+        self._view = item.getViewBox()
+        # _redraw sets both ranges itself, with no autorange left to recompute on every sample.
+        self._view.disableAutoRange()
+        for name in ("top", "right"):
+            # Hidden, but linked: each sample made them rebuild their label (SI prefix) for nothing.
+            item.getAxis(name).unlinkFromView()
+        for name in ("left", "bottom"):
+            item.getAxis(name).setCacheMode(_CACHED)
+        # Clip to view and peak downsampling, set on the PlotItem: its addItem() gives every curve
+        # the PlotItem's modes, so set on a curve before addItem() they were lost (all 3600 points
+        # were stroked, most of them off screen).
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
         item.setLabel("left", "memory used", units="GiB")
         item.getAxis("left").enableAutoSIPrefix(False)
         item.setLabel("bottom", "seconds ago")
@@ -126,26 +312,29 @@ class MemoryPlot(QWidget):
 
         self._band = pg.LinearRegionItem((0, 0), orientation="horizontal", movable=False)
         self._band.setZValue(-10)
-        self.prediction_line = pg.InfiniteLine(
-            angle=0, movable=False, label="", labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)]}
-        )
+        self.prediction_line = pg.InfiniteLine(angle=0, movable=False)
+        self.prediction_label = _LineLabel(self._view, 0.02, (0, 1))
         for it in (self._band, self.prediction_line):
-            it.setVisible(False)
             item.addItem(it, ignoreBounds=True)
+        self._show_prediction(False)
+        self._capacity_labels: list[_LineLabel] = []
+        self._labelled_y_range: tuple[float, float] | None = None
+        self._view.sigResized.connect(self._place_labels)
+        self._y_exact = True  # what is drawn changed: set the y range exactly at the next redraw
 
         # A measurement's run: a shaded span from its start and its own curve (RAM used when it
         # began + the run's resident bytes), next to the predicted line.
         self.run_region = pg.LinearRegionItem((0, 0), orientation="vertical", movable=False)
         self.run_region.setZValue(-20)
         self.run_curve = pg.PlotDataItem(name="measured run", connect="finite")
-        self.run_region.setVisible(False)
-        item.addItem(self.run_region, ignoreBounds=True)
-        item.addItem(self.run_curve)
+        self.run_region.setVisible(False)  # added to the plot by the first run: until then no sample moves them
         self._run_t0: float | None = None
         self._run_base_gib = 0.0
         self._run_t: list[float] = []
         self._run_v: list[float] = []
+        self._run_top_gib = 0.0
         self.run_label = ""
+        self._connect: list[str] = []  # each curve's connect mode: "all" once its column is finite
 
         self._controls = QWidget()
         bar = QHBoxLayout(self._controls)
@@ -157,7 +346,7 @@ class MemoryPlot(QWidget):
         layout = self._layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._controls)
-        layout.addWidget(self._status)
+        layout.addWidget(self._status_line)
         layout.addWidget(self.plot_widget, 1)
         self._apply_palette()
 
@@ -185,7 +374,7 @@ class MemoryPlot(QWidget):
     def set_controls_visible(self, visible: bool) -> None:
         """Show or hide the toolbar and status line (hidden: the plot fills the widget, for rendering)."""
         self._controls.setVisible(visible)
-        self._status.setVisible(visible)
+        self._status_line.setVisible(visible)
         margin = 4 if visible else 0
         self._layout.setContentsMargins(margin, margin, margin, margin)
 
@@ -209,7 +398,12 @@ class MemoryPlot(QWidget):
         self._run_t0 = time.monotonic()
         self._run_base_gib = float(self._row[0]) if self._latest is not None else 0.0
         self._run_t, self._run_v = [self._run_t0], [self._run_base_gib]
+        self._run_top_gib = self._run_base_gib
         self.run_label = label
+        if self.run_region.scene() is None:
+            item = self.plot_widget.getPlotItem()
+            item.addItem(self.run_region, ignoreBounds=True)
+            item.addItem(self.run_curve)
         self.run_region.setRegion((self._run_t0, self._run_t0))
         self.run_region.setVisible(True)
         self.run_curve.setData(self._run_t, self._run_v)
@@ -223,6 +417,7 @@ class MemoryPlot(QWidget):
         t = self._run_t0 + seconds
         self._run_t.append(t)
         self._run_v.append(self._run_base_gib + run_bytes / GIB)
+        self._run_top_gib = max(self._run_top_gib, self._run_v[-1])
         self.run_region.setRegion((self._run_t0, t))
         self.run_curve.setData(self._run_t, self._run_v)
 
@@ -254,6 +449,7 @@ class MemoryPlot(QWidget):
         """Draw the model's landing point on ``memory`` (``gpu`` uses GPU ``gpu_index``, else the first)."""
         self._prediction = Prediction(peak_bytes, low_bytes, high_bytes, memory, gpu_index, label, required_bytes,
                                       required_high_bytes)
+        self._y_exact = True
         if not self._paused:
             self._redraw()
 
@@ -261,8 +457,8 @@ class MemoryPlot(QWidget):
         """Hide the prediction line; ``reason`` (shown in the status line) says why there is none."""
         self._prediction = None
         self._no_prediction_reason = reason
-        self.prediction_line.setVisible(False)
-        self._band.setVisible(False)
+        self._y_exact = True
+        self._show_prediction(False)
         if not self._paused:
             self._redraw()
 
@@ -296,6 +492,7 @@ class MemoryPlot(QWidget):
         """Forget the recorded samples (the prediction stays)."""
         self._buffer.clear()
         self._latest = None
+        self._y_exact = True
         for curve in self.curves:
             curve.setData([], [])
 
@@ -309,9 +506,14 @@ class MemoryPlot(QWidget):
         if include_status and self._status.text():
             item.setTitle(self._status.text(), color=style.palette_colors(self).text.name(), size="10pt")
             item.layout.activate()  # lay the title out now, not on the next event-loop turn
+        cached = self._cached_items()
+        for it in cached:  # the exporter paints at its own size: straight from the items, not from pixmaps
+            it.setCacheMode(QGraphicsItem.CacheMode.NoCache)
         try:
             return style.export_plot_png(self.plot_widget, fallback=self)
         finally:
+            for it in cached:
+                it.setCacheMode(_CACHED)
             if include_status:
                 item.setTitle(None)
 
@@ -324,6 +526,8 @@ class MemoryPlot(QWidget):
             item.removeItem(curve)
         for line in self.capacity_lines:
             item.removeItem(line)
+        for label in self._capacity_labels:
+            label.detach()
         self._legend.clear()
         n = 2 + len(sample.gpus)
         if self._buffer.n_columns != n:
@@ -335,25 +539,28 @@ class MemoryPlot(QWidget):
         names = ["RAM used", "swap used"] + [f"GPU {g.index} used ({g.name})" for g in sample.gpus]
         self.curves = []
         for name in names:
-            curve = pg.PlotDataItem(name=name, connect="finite")
-            curve.setDownsampling(auto=True, method="peak")
-            curve.setClipToView(True)
-            item.addItem(curve)
+            curve = _LiveCurve(name=name, connect="finite")
+            # No dynamic range limit: the view always holds the data, and the limit's check took
+            # the min and max of the whole history on every sample.
+            curve.setDynamicRangeLimit(None)
+            item.addItem(curve)  # clipped to view, peak-downsampled: the PlotItem's modes
             self._legend.addItem(curve, name)
             self.curves.append(curve)
+        self._connect = ["finite"] * len(self.curves)
         self._legend.setColumnCount(min(4, len(names)))
         item.layout.activate()  # the legend grew: settle the layout before the next paint
         self.capacity_lines = []
+        self._capacity_labels = []
         for col, total, text in _capacities(sample):
-            line = pg.InfiniteLine(
-                pos=total / GIB,
-                angle=0,
-                label=f"{text} {total / GIB:.1f} GiB",
-                labelOpts={"position": 0.98, "anchors": [(1, 1), (1, 1)]},
-            )
+            line = pg.InfiniteLine(pos=total / GIB, angle=0)
             line.series_column = col
             item.addItem(line, ignoreBounds=True)
             self.capacity_lines.append(line)
+            label = _LineLabel(self._view, 0.98, (1, 1))
+            label.set_text(f"{text} {total / GIB:.1f} GiB")
+            self._capacity_labels.append(label)
+        self._labelled_y_range = None  # new labels: place them at the next redraw
+        self._y_exact = True
         self._recolor()
 
     def _target(self) -> tuple[int, int | None, str] | None:
@@ -372,37 +579,104 @@ class MemoryPlot(QWidget):
         if len(self._buffer) == 0 or self._latest is None:
             return
         t, v = self._buffer.view()
-        for i, curve in enumerate(self.curves):
-            curve.setData(t, v[:, i])
         now = float(t[-1])
         start = float(t[0]) if self._window_s is None else now - self._window_s
-        self._axis.now_s = now
-        item = self.plot_widget.getPlotItem()
-        item.setXRange(min(start, now - 1.0), now, padding=0)
-        top = float(np.nanmax(v[-1])) if np.isfinite(v[-1]).any() else 0.0
+        self._axis.now_s = now  # before the range moves: the axis compares spans in seconds ago
+        latest = v[-1]
+        top = float(np.nanmax(latest)) if np.isfinite(latest).any() else 0.0
         top = max([top] + [line.value() for line in self.capacity_lines])
-        top = max(top, self._draw_prediction(v[-1]))
+        top = max(top, self._draw_prediction(latest))
         if self._run_v:
-            top = max(top, max(self._run_v))
-        item.setYRange(0, max(top, 0.5) * 1.12, padding=0)
+            top = max(top, self._run_top_gib)
+        x_range = (min(start, now - 1.0), now)
+        y_top = self._y_top(top)
+        for curve in self.curves:
+            curve.data_follows = True
+        try:
+            if y_top is None:
+                self._view.setRange(xRange=x_range, padding=0, disableAutoRange=False)
+            else:
+                self._view.setRange(xRange=x_range, yRange=(0.0, y_top), padding=0, disableAutoRange=False)
+        finally:
+            for curve in self.curves:
+                curve.data_follows = False
+        for i, curve in enumerate(self.curves):  # clipped to the new range, once
+            self._set_curve_data(i, curve, t, v[:, i])
+        # Place the items for the new range now: left to the paint, it moved them during the paint
+        # and the scene painted everything a second time.
+        self._view.updateMatrix()
+        y_range = tuple(self._view.viewRange()[1])
+        if y_range != self._labelled_y_range:
+            self._place_labels()
         self._status.setText(self._verdict() + (f" · run: {self.run_label}" if self.run_label else ""))
+
+    def _set_curve_data(self, i: int, curve: pg.PlotDataItem, t: np.ndarray[Any, Any],
+                        y: np.ndarray[Any, Any]) -> None:
+        """Give curve ``i`` the buffer's views; a column known finite skips the finite checks."""
+        finite = self._buffer.all_finite(i)
+        connect = "all" if finite else "finite"  # "finite" makes pyqtgraph look for NaN to break the line at
+        if connect != self._connect[i]:
+            self._connect[i] = connect
+            curve.setData(t, y, connect=connect, skipFiniteCheck=finite)
+        else:
+            curve.setData(t, y, skipFiniteCheck=finite)
+
+    def _place_labels(self, *_: object) -> None:
+        """Put the lines' labels on their lines (the y range or the view's size changed)."""
+        y0, y1 = self._view.viewRange()[1]
+        self._labelled_y_range = (y0, y1)
+        for line, label in zip(self.capacity_lines, self._capacity_labels, strict=True):
+            label.place(line.value())
+        self.prediction_label.place(self.prediction_line.value())
+
+    def _show_prediction(self, visible: bool) -> None:
+        for it in (self.prediction_line, self.prediction_label, self._band):
+            it.setVisible(visible)
+
+    def _moves(self, old_gib: float, new_gib: float) -> bool:
+        """Whether a horizontal line moved from ``old_gib`` to ``new_gib`` lands on another pixel."""
+        (y0, y1), height_px = self._view.viewRange()[1], float(self._view.height())
+        if height_px <= 0 or y1 <= y0:
+            return old_gib != new_gib
+        return abs(new_gib - old_gib) * height_px / float(y1 - y0) >= SUBPIXEL
+
+    def _y_top(self, highest_gib: float) -> float | None:
+        """The view's new top for ``highest_gib`` drawn, or None to keep the current one.
+
+        Exactly :data:`Y_HEADROOM` above after a change of what is drawn (a prediction set or
+        cleared, other GPUs); then kept while the sample's wobble stays inside the band.
+        """
+        needed = max(highest_gib, Y_MIN_TOP_GIB) * Y_HEADROOM
+        current = float(self._view.viewRange()[1][1])
+        exact, self._y_exact = self._y_exact, False
+        if not exact and needed <= current <= needed * Y_SLACK:
+            return None
+        return needed if needed != current else None
+
+    def _cached_items(self) -> list[QGraphicsItem]:
+        item = self.plot_widget.getPlotItem()
+        return [item.getAxis("left"), item.getAxis("bottom"), self.prediction_label, *self._capacity_labels]
 
     def _draw_prediction(self, latest_gib: np.ndarray[Any, Any]) -> float:
         """Place the prediction line and band; returns the band's top in GiB (0 when hidden)."""
         target = self._target()
         p = self._prediction
         if p is None or target is None or not np.isfinite(latest_gib[target[0]]):
-            self.prediction_line.setVisible(False)
-            self._band.setVisible(False)
+            self._show_prediction(False)
             return 0.0
         current = float(latest_gib[target[0]])
         y = current + p.peak_bytes / GIB
-        self.prediction_line.setValue(y)
         lo, hi = current + p.low_bytes / GIB, current + p.high_bytes / GIB
-        self.prediction_line.label.setFormat(f"now + {p.label} peak: {y:.1f} GiB ({lo:.1f}–{hi:.1f})")
-        self._band.setRegion((lo, hi))
-        self.prediction_line.setVisible(True)
-        self._band.setVisible(True)
+        # The line follows current use, which moves by a few MiB a sample: move it (and re-place
+        # its label) only when it would land on another pixel.
+        if self._moves(self.prediction_line.value(), y):
+            self.prediction_line.setValue(y)
+            self.prediction_label.place(y)  # for the current y range; _redraw places it again if that changes
+        self.prediction_label.set_text(f"now + {p.label} peak: {y:.1f} GiB ({lo:.1f}–{hi:.1f})")
+        band_lo, band_hi = self._band.getRegion()
+        if self._moves(band_lo, lo) or self._moves(band_hi, hi):
+            self._band.setRegion((lo, hi))
+        self._show_prediction(True)
         return hi
 
     def _verdict(self) -> str:
@@ -449,7 +723,7 @@ class MemoryPlot(QWidget):
         colors = style.style_plot_and_legend(self, self.plot_widget, self._legend)
         vermillion = style.PREDICTION_COLOR
         self.prediction_line.setPen(pg.mkPen(vermillion, width=2, style=Qt.PenStyle.DashLine))
-        self.prediction_line.label.setColor(colors.text)
+        self.prediction_label.setDefaultTextColor(colors.text)
         self._band.setBrush(pg.mkBrush(style.with_alpha(vermillion, 50)))
         for line in self._band.lines:
             line.setPen(pg.mkPen(None))
@@ -460,10 +734,10 @@ class MemoryPlot(QWidget):
         dark = style.palette_colors(self).dark
         for i, curve in enumerate(self.curves):
             curve.setPen(pg.mkPen(style.series_color(i, dark), width=2))
-        for line in self.capacity_lines:
+        for line, label in zip(self.capacity_lines, self._capacity_labels, strict=True):
             color = style.series_color(line.series_column, dark)
             line.setPen(pg.mkPen(color, width=1, style=Qt.PenStyle.DashLine))
-            line.label.setColor(color)
+            label.setDefaultTextColor(QColor(color))
         run = style.series_color(4, dark)
         self.run_curve.setPen(pg.mkPen(run, width=2, style=Qt.PenStyle.DashDotLine))
         shade = pg.mkColor(run)

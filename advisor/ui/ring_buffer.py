@@ -5,6 +5,10 @@ written twice, at ``i`` and ``i + capacity`` (the "double-mapped" ring), which m
 ``len(buffer)`` rows always one contiguous slice. Twice the memory (3600 rows × a few columns ×
 8 bytes × 2 ≈ 0.3 MiB) buys a copy-free, in-order view. Values are stored column-major so each
 column of the view is contiguous too, which is what ``PlotDataItem.setData`` wants.
+
+The buffer also counts the non-finite values (NaN: a reading the probe could not take) each column
+holds, so the plot knows without a scan when a column is all finite and ``setData`` may skip its
+finite check.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class RingBuffer:
         self._n_columns = n_columns
         self._t: FloatArray = np.zeros(2 * capacity, dtype=np.float64)
         self._v: FloatArray = np.zeros((n_columns, 2 * capacity), dtype=np.float64)
+        self._nonfinite = np.zeros(n_columns, dtype=np.int64)  # per column, among the rows kept
         self._head = 0  # where the next row goes, in [0, capacity)
         self._len = 0
 
@@ -69,9 +74,12 @@ class RingBuffer:
             raise ValueError(f"expected {self._n_columns} values, got {len(values)}")
         i = self._head
         j = i + self._capacity
+        if self._len == self._capacity:  # row i is the oldest: its values leave the count
+            self._nonfinite -= ~np.isfinite(self._v[:, i])
         self._t[i] = self._t[j] = t
         self._v[:, i] = values
         self._v[:, j] = values
+        self._nonfinite += ~np.isfinite(self._v[:, i])
         self._head = (i + 1) % self._capacity
         if self._len < self._capacity:
             self._len += 1
@@ -102,6 +110,10 @@ class RingBuffer:
         col.flags.writeable = False
         return col
 
+    def all_finite(self, index: int) -> bool:
+        """Whether every value of column ``index`` now kept is finite (no NaN, no inf); O(1)."""
+        return bool(self._nonfinite[index] == 0)
+
     def latest(self) -> tuple[float, FloatArray] | None:
         """The newest row (time, values view), or None when empty."""
         if self._len == 0:
@@ -115,3 +127,4 @@ class RingBuffer:
         """Forget every row (the memory is kept)."""
         self._head = 0
         self._len = 0
+        self._nonfinite[:] = 0
