@@ -58,7 +58,7 @@ REPORT_FILTERS: dict[str, str] = {
 }
 REFRESH_CHOICES_MS: tuple[int, ...] = (250, 500, 1000, 2000, 5000)
 LIVE_START_WAIT_MS = 3000
-LIVE_AFTER_VERDICT_MS = 500
+LIVE_AFTER_VERDICT_MS = 20
 
 
 class MainWindow(QMainWindow):
@@ -250,7 +250,9 @@ class MainWindow(QMainWindow):
                 if not self._closed:
                     self.live.start()
 
-            def soon(*_: object) -> None:  # after the verdict's repaint and the plan, not in the middle
+            def soon(*_: object) -> None:
+                # after the verdict's repaint, before the plan task starts (PLAN_AFTER_MS): the
+                # first sample builds the plot's items (~20 ms), twice as long beside a busy worker
                 QTimer.singleShot(LIVE_AFTER_VERDICT_MS, self, start_live)
 
             p.analysisChanged.connect(soon)

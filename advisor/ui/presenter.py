@@ -28,7 +28,7 @@ FILE_PREFIX = "file:"
 # NOTE: 300 ms: long enough that typing "2048" in a spin box re-estimates once, short enough to
 # feel live (Qt's own QCompleter and most search boxes debounce at 250–500 ms).
 DEBOUNCE_MS = 300
-PLAN_AFTER_MS = 50
+PLAN_AFTER_MS = 60
 
 
 def device_key(device_id: str) -> str:
