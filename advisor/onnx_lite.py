@@ -131,6 +131,8 @@ def _infer_in_child(data: bytes) -> bytes | None:
     no child could run (a frozen app without a Python to start): then inference runs here."""
     import subprocess
 
+    if getattr(sys, "frozen", False):  # a bundled app: sys.executable is the app, not a Python
+        return None
     try:
         proc = subprocess.run([sys.executable, "-m", "advisor.onnx_lite"], input=data, capture_output=True,
                               timeout=_CHILD_TIMEOUT_S, check=False)

@@ -107,3 +107,8 @@ def test_isolated_inference_gives_the_same_model_and_the_same_errors(monkeypatch
     with pytest.raises(RuntimeError) as in_child:
         onnx_lite._infer_in_child(garbage)
     assert type(in_process.value).__name__ in str(in_child.value)
+
+
+def test_a_bundled_app_infers_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # PyInstaller sets it; its executable is the app
+    assert onnx_lite._infer_in_child(b"") is None
