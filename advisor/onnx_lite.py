@@ -88,14 +88,17 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-# Models whose serialized skeleton is at least this big are inferred in a child process once
-# isolate_large_inference() was called (the window does): ~13 ms of inference per MB measured
-# on a 30k-node graph, so 4 MB is ~50 ms of GIL held at most in the window's process.
+# Graphs of at least this many nodes, or skeletons this big, are inferred in a child process once
+# isolate_large_inference() was called (the window does). Inference takes ~9 µs a node on chain
+# graphs (87 ms at 10k nodes, 290 ms at 30k: measured) and ~13 ms per MB of skeleton on graphs of
+# many small ops, so either bound is ~45 ms of GIL held at most in the window's process; the child
+# adds ~0.1 s of start-up, spent waiting on a pipe with the GIL free.
+ISOLATE_MIN_NODES = 5000
 ISOLATE_MIN_BYTES = 4 << 20
-_isolate_min: int | None = None
+_isolate_min: tuple[int, int] | None = None
 
 
-def isolate_large_inference(min_bytes: int = ISOLATE_MIN_BYTES) -> None:
+def isolate_large_inference(min_nodes: int = ISOLATE_MIN_NODES, min_bytes: int = ISOLATE_MIN_BYTES) -> None:
     """Run shape inference of big graphs in a child process from now on.
 
     onnx's C++ shape inference holds the GIL for its whole run (0.3 s on a 30k-node graph,
@@ -104,7 +107,7 @@ def isolate_large_inference(min_bytes: int = ISOLATE_MIN_BYTES) -> None:
     A headless run needs none of that (nothing else runs while it waits) and stays in-process.
     """
     global _isolate_min
-    _isolate_min = min_bytes
+    _isolate_min = (min_nodes, min_bytes)
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -116,7 +119,7 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         Exception: onnx's InferenceError/ValidationError (from the extension) on a bad graph.
     """
     data = model.SerializeToString()
-    if _isolate_min is not None and len(data) >= _isolate_min:
+    if _isolate_min is not None and (len(model.graph.node) >= _isolate_min[0] or len(data) >= _isolate_min[1]):
         out = _infer_in_child(data)
         if out is not None:
             return parse_model(out)

@@ -98,9 +98,15 @@ def test_isolated_inference_gives_the_same_model_and_the_same_errors(monkeypatch
         return real(data)
 
     monkeypatch.setattr(onnx_lite, "_infer_in_child", spy)
-    monkeypatch.setattr(onnx_lite, "_isolate_min", 1)  # every graph is "big"
+    monkeypatch.setattr(onnx_lite, "_isolate_min", (10**9, 1))  # every graph is "big" by its bytes
     assert onnx_lite.infer_shapes(model).SerializeToString() == here.SerializeToString()
     assert len(children) == 1
+    monkeypatch.setattr(onnx_lite, "_isolate_min", (2, 10**9))  # and by its nodes (this one has two)
+    onnx_lite.infer_shapes(model)
+    assert len(children) == 2
+    monkeypatch.setattr(onnx_lite, "_isolate_min", (3, 10**9))
+    onnx_lite.infer_shapes(model)
+    assert len(children) == 2  # small enough: in-process
     garbage = b"\x0a\xff\xff\xff\x0f not a model"  # what in-process inference refuses, the child refuses
     with pytest.raises(Exception) as in_process:
         onnx_lite._modules()[0].shape_inference.infer_shapes(garbage, False, False, True)
